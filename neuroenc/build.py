@@ -1,0 +1,75 @@
+"""From a composed config to the objects of a run: datamodule, encoder, LightningModule."""
+
+from __future__ import annotations
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from neuroenc.data.datamodule import DatasetInfo, SessionDataModule
+from neuroenc.model.encoder import Encoder
+from neuroenc.module import EncoderModule
+from neuroenc.validate import ConfigError
+
+
+def build_datamodule(cfg: DictConfig) -> SessionDataModule:
+    return instantiate(cfg.data, _convert_="all")
+
+
+def _instantiate(node: DictConfig, key: str, **kwargs):
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except Exception as e:  # hydra wraps constructor errors; name the config group they came from
+        cause = e.__cause__ or e
+        raise ConfigError(key, f"cannot build {node._target_}: {cause}") from cause
+
+
+def build_encoder(cfg: DictConfig, info: DatasetInfo) -> Encoder:
+    """Build the encoder and run one small forward pass so impossible shapes fail now."""
+    frontend = _instantiate(cfg.frontend, "frontend", in_channels=info.in_channels)
+    convnet = _instantiate(cfg.convnet, "convnet", in_channels=frontend.out_channels)
+    modulator = _instantiate(cfg.modulator, "modulator", in_channels=convnet.out_channels,
+                             behavior_dim=info.behavior_dim)
+    readouts = {
+        s: _instantiate(cfg.readout, "readout", in_channels=modulator.out_channels, n_neurons=info.n_neurons[s],
+                        mean_rate=info.mean_rate[s])
+        for s in info.session_ids
+    }
+    encoder = Encoder(frontend, convnet, modulator, readouts)
+    dry_run(encoder, cfg, info)
+    return encoder
+
+
+def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
+    """One forward pass on a window of zeros; shape errors come out naming the stage."""
+    t = int(cfg.data.window)
+    h, w = info.frame_shape
+    stim = torch.zeros(1, info.in_channels, t, h, w)
+    beh = torch.zeros(1, t, info.behavior_dim)
+    was_training = encoder.training
+    encoder.eval()
+    x = stim
+    try:
+        with torch.no_grad():
+            for key, stage in (("frontend", encoder.frontend), ("convnet", encoder.convnet)):
+                try:
+                    x = stage(x)
+                except RuntimeError as e:
+                    raise ConfigError(key, f"cannot process input of shape {tuple(stim.shape)}: {e}") from e
+            try:
+                x = encoder.modulator(x, beh)
+            except RuntimeError as e:
+                raise ConfigError("modulator", f"cannot process features of shape {tuple(x.shape)}: {e}") from e
+            y = encoder.readout(info.session_ids[0])(x)
+        expect = (1, t, info.n_neurons[info.session_ids[0]])
+        if tuple(y.shape) != expect:
+            raise ConfigError("convnet", f"encoder output {tuple(y.shape)} is not (B, T, N) = {expect}: "
+                                         "the core must return a feature map for every frame")
+    finally:
+        encoder.train(was_training)
+
+
+def build_module(cfg: DictConfig, info: DatasetInfo) -> EncoderModule:
+    encoder = build_encoder(cfg, info)
+    return EncoderModule(encoder, info.n_neurons, OmegaConf.to_container(cfg.optim, resolve=True),
+                         has_oracle=info.has_oracle, config=OmegaConf.to_container(cfg, resolve=True))

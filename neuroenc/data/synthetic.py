@@ -1,0 +1,211 @@
+"""A simulated V1 with ground truth, written in the session format.
+
+Each session: 1/f spatiotemporal noise movies (one per trial) seen through simulated eye
+movements; behaviour per frame (eye x/y, running speed, pupil size); its own neurons, simple
+(linear) and complex (energy) cells with Gabor receptive fields at random positions and sizes
+(down to ~1 px), biphasic temporal kernels, a gain modulated by running and pupil, Poisson
+spikes. The true expected counts are stored as ``rates.npy`` and the receptive-field
+parameters in ``meta.json["neurons"]``, so the oracle bits per spike and RF recovery can be
+scored. Trials are split into train/val/test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neuroenc.data.sessions import write_session
+
+BEHAVIOR_NAMES = ["eye_x", "eye_y", "running", "pupil"]
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    seed: int = 0
+    num_sessions: int = 3
+    neurons_min: int = 40
+    neurons_max: int = 80
+    trials_train: int = 12
+    trials_val: int = 3
+    trials_test: int = 3
+    trial_frames: int = 300
+    height: int = 36
+    width: int = 64
+    frame_rate: float = 30.0
+    kernel_frames: int = 12  # length of the true temporal kernels
+    max_eye_shift: int = 2  # pixels
+    complex_fraction: float = 0.4
+    invalid_fraction: float = 0.005  # bins marked invalid in dfs, so masking is always exercised
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:10]
+
+
+def pink_noise_movie(rng: np.random.Generator, t: int, h: int, w: int, alpha: float = 2.0) -> np.ndarray:
+    """Spatiotemporal noise with a 1/f^alpha power spectrum in space and a low-pass in time."""
+    ft = np.fft.fftfreq(t)[:, None, None]
+    fy = np.fft.fftfreq(h)[None, :, None]
+    fx = np.fft.rfftfreq(w)[None, None, :]
+    fs = np.sqrt(fx**2 + fy**2)
+    amp = 1.0 / np.maximum(fs, 1.0 / max(h, w)) ** (alpha / 2) / (1.0 + (np.abs(ft) / 0.05) ** 2)
+    spec = amp * (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape))
+    movie = np.fft.irfftn(spec, s=(t, h, w))
+    movie = (movie - movie.mean()) / movie.std()
+    return np.clip(128 + 40 * movie, 0, 255).astype(np.uint8)
+
+
+def smooth_walk(rng, n: int, tau: float, scale: float) -> np.ndarray:
+    """An Ornstein-Uhlenbeck-like process with time constant ``tau`` frames and std ~``scale``."""
+    a = np.exp(-1.0 / tau)
+    noise = rng.standard_normal(n) * scale * np.sqrt(1 - a * a)
+    x = np.empty(n)
+    x[0] = rng.standard_normal() * scale
+    for i in range(1, n):
+        x[i] = a * x[i - 1] + noise[i]
+    return x
+
+
+def biphasic_kernel(rng, n: int) -> np.ndarray:
+    """Difference of two gamma-like bumps; index 0 = zero lag."""
+    tau = np.arange(n, dtype=np.float64)
+    p1 = rng.uniform(1.5, 3.0)
+    p2 = p1 + rng.uniform(2.0, 4.0)
+    g1 = (tau / p1) ** 2 * np.exp(-2 * (tau / p1 - 1))
+    g2 = (tau / p2) ** 2 * np.exp(-2 * (tau / p2 - 1))
+    k = g1 - rng.uniform(0.4, 0.8) * g2
+    return k / np.linalg.norm(k)
+
+
+def gabor(h: int, w: int, x0, y0, sigma, theta, wavelength, phase) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    xr = (xx - x0) * np.cos(theta) + (yy - y0) * np.sin(theta)
+    r2 = (xx - x0) ** 2 + (yy - y0) ** 2
+    g = np.exp(-r2 / (2 * sigma**2)) * np.cos(2 * np.pi * xr / wavelength + phase)
+    return g - g.mean()
+
+
+def simulate_session(p: SimulationParams, index: int) -> dict:
+    rng = np.random.default_rng([p.seed, index])
+    n_trials = p.trials_train + p.trials_val + p.trials_test
+    T = n_trials * p.trial_frames
+    H, W = p.height, p.width
+    n = int(rng.integers(p.neurons_min, p.neurons_max + 1))
+
+    stim = np.concatenate([pink_noise_movie(rng, p.trial_frames, H, W) for _ in range(n_trials)])
+    trial = np.repeat(np.arange(n_trials), p.trial_frames)
+
+    eye = np.stack([smooth_walk(rng, T, 30.0, p.max_eye_shift / 2) for _ in range(2)], 1)
+    eye = np.clip(np.round(eye), -p.max_eye_shift, p.max_eye_shift)
+    running = np.maximum(smooth_walk(rng, T, 90.0, 1.0) + 0.3, 0.0) * 10.0  # cm/s, bouts and rests
+    pupil = 0.5 * np.tanh(smooth_walk(rng, T, 60.0, 1.0) + 0.05 * running) + 1.0
+    behavior = np.stack([eye[:, 0], eye[:, 1], running, pupil], 1).astype(np.float32)
+
+    # the retina sees the screen shifted by the eye position (grey beyond the screen's edge)
+    m = p.max_eye_shift
+    padded = np.pad(stim.astype(np.float32) - 128.0, ((0, 0), (m, m), (m, m)))
+    retina = np.empty((T, H, W), np.float32)
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            sel = (eye[:, 1] == dy) & (eye[:, 0] == dx)
+            if sel.any():
+                retina[sel] = padded[sel, m + dy : m + dy + H, m + dx : m + dx + W]
+    retina /= 40.0
+
+    neurons = []
+    filters_even, filters_odd = [], []
+    for i in range(n):
+        sigma = float(np.exp(rng.uniform(np.log(0.7), np.log(min(4.0, min(H, W) / 6)))))
+        mx, my = min(2 + sigma, W / 2 - 1), min(2 + sigma, H / 2 - 1)  # keep RFs off the edges
+        x0 = float(rng.uniform(mx, W - 1 - mx))
+        y0 = float(rng.uniform(my, H - 1 - my))
+        theta = float(rng.uniform(0, np.pi))
+        wavelength = float(max(2.2, 3.0 * sigma * rng.uniform(0.8, 1.2)))
+        phase = float(rng.uniform(0, 2 * np.pi))
+        kind = "complex" if rng.random() < p.complex_fraction else "simple"
+        filters_even.append(gabor(H, W, x0, y0, sigma, theta, wavelength, phase))
+        filters_odd.append(gabor(H, W, x0, y0, sigma, theta, wavelength, phase + np.pi / 2))
+        neurons.append(dict(x=x0, y=y0, sigma=sigma, rf_size=sigma, theta=theta, wavelength=wavelength,
+                            phase=phase, type=kind))
+    fe = np.stack(filters_even, 1).reshape(H * W, n)
+    fo = np.stack(filters_odd, 1).reshape(H * W, n)
+    flat = retina.reshape(T, H * W)
+    se = flat @ (fe / np.linalg.norm(fe, axis=0))
+    so = flat @ (fo / np.linalg.norm(fo, axis=0))
+
+    rates = np.zeros((T, n), np.float32)
+    run_z = (running - running.mean()) / running.std()
+    pup_z = (pupil - pupil.mean()) / pupil.std()
+    for i, nd in enumerate(neurons):
+        k = biphasic_kernel(rng, p.kernel_frames)
+        de = np.zeros(T)
+        do = np.zeros(T)
+        for a, b in zip(range(0, T, p.trial_frames), range(p.trial_frames, T + 1, p.trial_frames)):
+            # causal: drive(t) = sum_tau k[tau] * s(t - tau), restarting each trial
+            de[a:b] = np.convolve(se[a:b, i], k)[: b - a]
+            do[a:b] = np.convolve(so[a:b, i], k)[: b - a]
+        drive = np.sqrt(de**2 + do**2) if nd["type"] == "complex" else de
+        z = (drive - drive.mean()) / (drive.std() + 1e-9)
+        beta_run, beta_pupil = rng.normal(0.25, 0.15), rng.normal(0.0, 0.15)
+        gain = np.exp(beta_run * run_z + beta_pupil * pup_z)
+        r = np.log1p(np.exp(2.0 * z - 1.0)) * gain
+        target = float(np.exp(rng.uniform(np.log(0.05), np.log(0.5))))  # mean spikes per frame
+        r *= target / r.mean()
+        rates[:, i] = r
+        nd.update(beta_running=float(beta_run), beta_pupil=float(beta_pupil), mean_rate=target,
+                  temporal_kernel=k.round(5).tolist())
+    robs = rng.poisson(rates).astype(np.float32)
+    dfs = (rng.random((T, n)) >= p.invalid_fraction).astype(np.uint8)
+
+    order = rng.permutation(n_trials)
+    splits = {
+        "train": sorted(order[: p.trials_train].tolist()),
+        "val": sorted(order[p.trials_train : p.trials_train + p.trials_val].tolist()),
+        "test": sorted(order[p.trials_train + p.trials_val :].tolist()),
+    }
+    return dict(session_id=f"sim{index:02d}", stim=stim, robs=robs, behavior=behavior, trial=trial,
+                dfs=dfs, rates=rates, splits=splits, behavior_names=BEHAVIOR_NAMES,
+                frame_rate=p.frame_rate, extra_meta={"neurons": neurons, "provenance": {"simulation": asdict(p)}})
+
+
+def simulate(root: str | os.PathLike, p: SimulationParams) -> list[Path]:
+    """Write ``p.num_sessions`` sessions under ``root`` (which must not exist yet)."""
+    root = Path(root)
+    return [write_session(root / f"sim{i:02d}", **simulate_session(p, i)) for i in range(p.num_sessions)]
+
+
+def ensure_simulated(cache_dir: str | os.PathLike, p: SimulationParams) -> Path:
+    """The dataset for ``p`` under ``cache_dir``, generated on first use.
+
+    Generation writes to a temporary directory that is renamed into place, so concurrent sweep
+    jobs either see a complete dataset or make their own and lose the rename race harmlessly.
+    """
+    cache_dir = Path(cache_dir).expanduser().resolve()
+    final = cache_dir / f"synthetic-{p.key()}"
+    if (final / "COMPLETE").exists():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".synthetic-{p.key()}.tmp-"))
+    try:
+        simulate(tmp / "sessions", p)
+        for d in sorted((tmp / "sessions").iterdir()):
+            os.replace(d, tmp / d.name)
+        (tmp / "sessions").rmdir()
+        (tmp / "COMPLETE").write_text(json.dumps(asdict(p)))
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / "COMPLETE").exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another job finished first
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

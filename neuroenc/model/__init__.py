@@ -1,0 +1,1 @@
+"""The encoder and its parts: frontend -> convnet (core) -> modulator -> per-session readouts."""

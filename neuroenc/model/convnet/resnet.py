@@ -1,0 +1,95 @@
+"""A causal 3-D ResNet core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from timm.layers import BlurPool2d
+from torch import nn
+
+from neuroenc.model.layers import CausalConv3d, ChannelRMSNorm
+
+
+class FramewiseBlurPool(nn.Module):
+    """timm's anti-aliased downsampling (blur, then subsample) applied to each frame."""
+
+    def __init__(self, channels: int, stride: int):
+        super().__init__()
+        self.pool = BlurPool2d(channels, filt_size=3, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[2]
+        y = self.pool(rearrange(x, "b c t h w -> (b t) c h w"))
+        return rearrange(y, "(b t) c h w -> b c t h w", t=t)
+
+
+class ResidualStage(nn.Module):
+    """conv -> RMS norm -> SiLU -> conv -> RMS norm, plus a shortcut, -> SiLU -> dropout.
+
+    Both convolutions are causal in time with the same temporal length as the input, so main
+    path and shortcut add features of the same frames. Spatial downsampling is either the first
+    convolution's stride (``pool='none'``) or blur-then-subsample on both paths (``'aablur'``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=(3, 3, 3), stride: int = 1,
+                 dilation: int = 1, pool: str = "none", dropout: float = 0.0):
+        super().__init__()
+        if pool not in ("none", "aablur"):
+            raise ValueError(f"pool must be 'none' or 'aablur', got {pool!r}")
+        conv_stride = stride if pool == "none" else 1
+        self.conv1 = CausalConv3d(in_channels, out_channels, kernel_size, conv_stride, dilation, bias=False)
+        self.norm1 = ChannelRMSNorm(out_channels)
+        self.conv2 = CausalConv3d(out_channels, out_channels, kernel_size, 1, dilation, bias=False)
+        self.norm2 = ChannelRMSNorm(out_channels)
+        self.act = nn.SiLU()
+        self.pool = FramewiseBlurPool(out_channels, stride) if pool == "aablur" and stride > 1 else nn.Identity()
+        if in_channels != out_channels or stride > 1:
+            self.shortcut = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, 1, stride=(1, conv_stride, conv_stride), bias=False),
+                ChannelRMSNorm(out_channels))
+        else:
+            self.shortcut = nn.Identity()
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.norm1(self.conv1(x)))
+        h = self.norm2(self.conv2(h))
+        return self.drop(self.act(self.pool(h) + self.pool(self.shortcut(x))))
+
+
+@dataclass
+class StageSpec:
+    out_channels: int
+    kernel_size: list
+    stride: int = 1
+    dilation: int = 1
+    pool: str = "none"
+    dropout: float = 0.0
+
+
+class ResNet(nn.Module):
+    """Causal 3-D ResNet core: ``(B, C, T, H, W)`` -> ``(B, stages[-1].out_channels, T, H', W')``.
+
+    Time is never strided: every input frame keeps its own output frame.
+    """
+
+    def __init__(self, in_channels: int, stages: list):
+        super().__init__()
+        specs = [s if isinstance(s, StageSpec) else StageSpec(**s) for s in stages]
+        if not specs:
+            raise ValueError("convnet.stages: at least one stage is needed")
+        layers = []
+        c = in_channels
+        for s in specs:
+            layers.append(ResidualStage(c, s.out_channels, tuple(s.kernel_size), s.stride, s.dilation, s.pool, s.dropout))
+            c = s.out_channels
+        self.stages = nn.ModuleList(layers)
+        self.specs = specs
+        self.out_channels = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x

@@ -1,0 +1,212 @@
+"""Structured-config schemas, registered in Hydra's ConfigStore.
+
+Each YAML option in ``conf/<group>/`` starts from one of these schemas (``defaults: [<name>_schema]``),
+so Hydra rejects an unknown key, a value of the wrong type or a missing value at composition
+time and names the key. Fields map one to one onto constructor arguments of the ``_target_``
+classes: nothing in a config is read-but-ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import II, MISSING
+
+# ---------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class SimulationConfig:
+    """Parameters of the simulated V1 (see ``neuroenc.data.synthetic.SimulationParams``)."""
+
+    seed: int = II("seed")
+    num_sessions: int = 3
+    neurons_min: int = 40
+    neurons_max: int = 80
+    trials_train: int = 12
+    trials_val: int = 3
+    trials_test: int = 3
+    trial_frames: int = 300
+    height: int = 36
+    width: int = 64
+    frame_rate: float = 30.0
+    kernel_frames: int = 12
+    max_eye_shift: int = 2
+    complex_fraction: float = 0.4
+    invalid_fraction: float = 0.005
+
+
+@dataclass
+class WindowsConfig:
+    """How sessions are cut into windows and batched (shared by every data option)."""
+
+    window: int = 64  # frames per window
+    burn_in: int = 24  # leading frames that give history but are not scored
+    batch_size: int = 8
+    num_workers: int = 0
+    seed: int = II("seed")  # data order
+
+
+@dataclass
+class SessionsDataConfig(WindowsConfig):
+    _target_: str = "neuroenc.data.datamodule.SessionDataModule"
+    root: str = MISSING
+
+
+@dataclass
+class SyntheticDataConfig(WindowsConfig):
+    _target_: str = "neuroenc.data.datamodule.SyntheticDataModule"
+    cache_dir: str = "${oc.env:NEUROENC_CACHE,.cache/neuroenc}"
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+
+
+# ------------------------------------------------------------------------------------ frontend
+
+
+@dataclass
+class LearnableTemporalConfig:
+    _target_: str = "neuroenc.model.frontend.LearnableTemporalFrontend"
+    num_channels: int = 4
+    kernel_size: int = 16
+    init: str = "gaussian_derivatives"  # or "random"
+    anti_aliasing: bool = False
+    bias: bool = True
+
+
+@dataclass
+class NoFrontendConfig:
+    _target_: str = "neuroenc.model.frontend.PixelFrontend"
+
+
+# ------------------------------------------------------------------------------------- convnet
+
+
+@dataclass
+class StageConfig:
+    out_channels: int = MISSING
+    kernel_size: List[int] = field(default_factory=lambda: [3, 3, 3])  # (t, h, w)
+    stride: int = 1  # spatial
+    dilation: int = 1  # spatial
+    pool: str = "none"  # or "aablur": blur, then subsample by `stride`
+    dropout: float = 0.0
+
+
+@dataclass
+class ResNetConfig:
+    _target_: str = "neuroenc.model.convnet.resnet.ResNet"
+    stages: List[StageConfig] = MISSING
+
+
+# ----------------------------------------------------------------------------------- modulator
+
+
+@dataclass
+class ConvGRUConfig:
+    _target_: str = "neuroenc.model.modulator.ConvGRUModulator"
+    hidden_dim: int = 64
+    beh_emb_dim: int = 16
+    kernel_size: int = 3
+
+
+@dataclass
+class NoModulatorConfig:
+    _target_: str = "neuroenc.model.modulator.NoModulator"
+
+
+# ------------------------------------------------------------------------------------- readout
+
+
+@dataclass
+class GaussianReadoutConfig:
+    _target_: str = "neuroenc.model.readout.GaussianReadout"
+    init_std: float = 0.2
+    nonlinearity: str = "softplus"  # or "exp"
+
+
+# ------------------------------------------------------------------------ trainer, logger, optim
+
+
+@dataclass
+class TrainerConfig:
+    """Arguments of ``lightning.pytorch.Trainer`` by their Lightning names."""
+
+    _target_: str = "lightning.pytorch.Trainer"
+    max_epochs: Optional[int] = 20
+    max_steps: int = -1
+    max_time: Optional[str] = None
+    limit_train_batches: Optional[float] = None
+    limit_val_batches: Optional[float] = None
+    val_check_interval: Optional[float] = None
+    check_val_every_n_epoch: Optional[int] = 1
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: Any = "auto"
+    precision: Any = "32-true"
+    gradient_clip_val: Optional[float] = 1.0
+    accumulate_grad_batches: int = 1
+    log_every_n_steps: int = 10
+    deterministic: Any = False
+    benchmark: Optional[bool] = None
+    num_sanity_val_steps: int = 0
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = True
+
+
+@dataclass
+class CSVLoggerConfig:
+    _target_: str = "lightning.pytorch.loggers.CSVLogger"
+    name: str = "csv"
+
+
+@dataclass
+class LoggerConfig:
+    """Loggers by name; each one present is instantiated with the run directory as save_dir."""
+
+    csv: Optional[CSVLoggerConfig] = None
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup, then cosine decay to ``lr * min_lr_ratio``."""
+
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05
+
+
+@dataclass
+class Config:
+    data: Any = MISSING
+    frontend: Any = MISSING
+    convnet: Any = MISSING
+    modulator: Any = MISSING
+    readout: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    eval_init: bool = True  # score the untrained model on the val split before fitting
+
+
+SCHEMAS = {
+    "data": {"synthetic": SyntheticDataConfig, "sessions": SessionsDataConfig},
+    "frontend": {"learnable_temporal": LearnableTemporalConfig, "none": NoFrontendConfig},
+    "convnet": {"resnet": ResNetConfig},
+    "modulator": {"convgru": ConvGRUConfig, "none": NoModulatorConfig},
+    "readout": {"gaussian": GaussianReadoutConfig},
+    "trainer": {"default": TrainerConfig},
+    "logger": {"default": LoggerConfig},
+}
+
+
+def register() -> None:
+    """Register every schema as ``<group>/<option>_schema`` and the root as ``config_schema``."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for group, options in SCHEMAS.items():
+        for name, node in options.items():
+            cs.store(group=group, name=f"{name}_schema", node=node)

@@ -1,0 +1,65 @@
+"""The run summary: training step times and validation history, written to ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+
+
+class RunSummary(L.Callback):
+    """Collects what ``metrics.json`` reports: best/final val bits per spike, step times, sizes."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.history: list[dict] = []
+        self.step_times: list[float] = []
+        self.init_scores: dict | None = None
+        self._t0 = 0.0
+        self._fit_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.step_times.append(time.perf_counter() - self._t0)
+
+    def on_validation_end(self, trainer, pl_module):
+        # not on_validation_epoch_end: callbacks run before the module's hook that computes the scores
+        if trainer.sanity_checking or not pl_module.last_val:
+            return
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step, **pl_module.last_val}
+        if trainer.state.fn == "validate":
+            self.init_scores = row
+        else:
+            self.history.append(row)
+
+    def write(self, trainer, module, checkpoint_cb, status: str = "finished", error: str | None = None) -> dict:
+        best = max(self.history, key=lambda r: r["val_bps_overall"]) if self.history else None
+        final = self.history[-1] if self.history else None
+        per_session = lambda r: {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("val_bps/")}  # noqa: E731
+        out = {
+            "status": status,
+            "best_val_bps_overall": best and best["val_bps_overall"],
+            "final_val_bps_overall": final and final["val_bps_overall"],
+            "best_epoch": best and best["epoch"],
+            "best_val_bps_neuron_mean": best and best["val_bps_neuron_mean"],
+            "val_bps_per_session": best and per_session(best),
+            "val_bps_oracle": best and best.get("val_bps_oracle"),
+            "val_oracle_fraction": best and best.get("val_oracle_fraction"),
+            "init_val_bps_overall": self.init_scores and self.init_scores["val_bps_overall"],
+            "epochs": trainer.current_epoch,
+            "steps": trainer.global_step,
+            "wall_time_s": time.perf_counter() - self._fit_start,
+            "mean_train_step_s": sum(self.step_times) / len(self.step_times) if self.step_times else None,
+            "parameters": module.encoder.parameter_counts(),
+            "best_checkpoint": checkpoint_cb.best_model_path or None,
+            "last_checkpoint": checkpoint_cb.last_model_path or None,
+            "history": self.history,
+        }
+        if error:
+            out["error"] = error
+        self.path.write_text(json.dumps(out, indent=1))
+        return out

@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny simulated dataset and config composition as the CLI does it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from neuroenc.schema import register
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+register()
+
+# A dataset and model small enough for a test to train in seconds.
+TINY_DATA = [
+    "data.simulation.num_sessions=2",
+    "data.simulation.neurons_min=12",
+    "data.simulation.neurons_max=16",
+    "data.simulation.trials_train=8",
+    "data.simulation.trials_val=2",
+    "data.simulation.trials_test=1",
+    "data.simulation.trial_frames=120",
+    "data.simulation.height=16",
+    "data.simulation.width=24",
+    "data.window=40",
+    "data.burn_in=16",
+    "data.batch_size=8",
+]
+TINY_MODEL = [
+    "frontend.kernel_size=8",
+    "convnet.stages=[{out_channels:8,kernel_size:[3,3,3],stride:1}]",
+    "modulator.hidden_dim=8",
+    "modulator.beh_emb_dim=4",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_cache(tmp_path_factory):
+    """Every test generates simulated data into one throw-away cache."""
+    cache = tmp_path_factory.mktemp("neuroenc-cache")
+    old = os.environ.get("NEUROENC_CACHE")
+    os.environ["NEUROENC_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("NEUROENC_CACHE", None)
+    else:
+        os.environ["NEUROENC_CACHE"] = old
+
+
+def compose_config(overrides: list[str]):
+    """Compose ``conf/config.yaml`` with overrides, exactly as ``python -m neuroenc`` would."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 600, module: str = "neuroenc") -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args`` in ``cwd`` and capture its output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)

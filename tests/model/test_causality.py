@@ -1,0 +1,66 @@
+"""Changing the stimulus or behaviour at frame t leaves every prediction before t unchanged."""
+
+import pytest
+import torch
+
+from neuroenc.model.convnet.resnet import ResNet
+from neuroenc.model.encoder import Encoder
+from neuroenc.model.frontend import LearnableTemporalFrontend, PixelFrontend
+from neuroenc.model.modulator import ConvGRUModulator, NoModulator
+from neuroenc.model.readout import GaussianReadout
+
+T, H, W, NB = 24, 12, 20, 4
+STAGES = [
+    {"out_channels": 6, "kernel_size": [3, 3, 3], "stride": 2},
+    {"out_channels": 6, "kernel_size": [3, 3, 3], "stride": 2, "pool": "aablur"},
+    {"out_channels": 8, "kernel_size": [2, 3, 3], "dilation": 2},
+]
+
+FRONTENDS = {
+    "learnable_temporal": lambda: LearnableTemporalFrontend(1, 3, 6),
+    "learnable_temporal_aa": lambda: LearnableTemporalFrontend(1, 3, 6, anti_aliasing=True),
+    "none": lambda: PixelFrontend(1),
+}
+CONVNETS = {"resnet": lambda c: ResNet(c, STAGES)}
+MODULATORS = {
+    "convgru": lambda c: ConvGRUModulator(c, NB, hidden_dim=5, beh_emb_dim=3),
+    "none": lambda c: NoModulator(c, NB),
+}
+
+
+def make_encoder(frontend, convnet, modulator):
+    torch.manual_seed(0)
+    f = FRONTENDS[frontend]()
+    c = CONVNETS[convnet](f.out_channels)
+    m = MODULATORS[modulator](c.out_channels)
+    return Encoder(f, c, m, {"s": GaussianReadout(m.out_channels, 7)}).eval()
+
+
+def assert_causal(encoder, t0: int, expect_change_after: bool = True, what: str = "stim"):
+    torch.manual_seed(1)
+    stim, beh = torch.randn(2, 1, T, H, W), torch.randn(2, T, NB)
+    with torch.no_grad():
+        before = encoder(stim, beh, "s")
+        if what == "stim":
+            stim = stim.clone()
+            stim[:, :, t0] += 5 * torch.randn_like(stim[:, :, t0])
+        else:
+            beh = beh.clone()
+            beh[:, t0] += 5.0
+        after = encoder(stim, beh, "s")
+    torch.testing.assert_close(after[:, :t0], before[:, :t0], rtol=0, atol=0)
+    if expect_change_after:
+        assert (after[:, t0:] - before[:, t0:]).abs().max() > 1e-6, "the change had no effect at or after t0"
+
+
+@pytest.mark.parametrize("modulator", MODULATORS)
+@pytest.mark.parametrize("convnet", CONVNETS)
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("t0", [1, T // 2, T - 1])
+def test_stimulus_change_at_t_leaves_earlier_predictions_unchanged(frontend, convnet, modulator, t0):
+    assert_causal(make_encoder(frontend, convnet, modulator), t0, what="stim")
+
+
+@pytest.mark.parametrize("t0", [1, T // 2, T - 1])
+def test_behaviour_change_at_t_leaves_earlier_predictions_unchanged(t0):
+    assert_causal(make_encoder("learnable_temporal", "resnet", "convgru"), t0, what="behavior")

@@ -1,0 +1,73 @@
+"""Bad configs fail before any training, with a message naming the key."""
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from conftest import ROOT, TINY_DATA, TINY_MODEL, compose_config, run_cli
+from neuroenc.validate import ConfigError, check
+
+
+def test_default_config_composes_and_passes_checks():
+    cfg = compose_config([])
+    check(cfg)
+    assert cfg.convnet._target_.endswith("ResNet") and cfg.data.simulation.seed == cfg.seed
+
+
+def test_top_level_seed_seeds_data_order_and_simulation():
+    cfg = compose_config(["seed=7"])
+    assert cfg.data.seed == 7 and cfg.data.simulation.seed == 7
+
+
+@pytest.mark.parametrize("override,key", [
+    ("convnet.chanels=3", "chanels"),
+    ("modulator.hiden_dim=3", "hiden_dim"),
+    ("trainer.max_epoch=3", "max_epoch"),
+])
+def test_unknown_key_fails_at_composition_naming_it(override, key):
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)) as e:
+        compose_config([override])
+    assert key in str(e.value) + str(e.value.__cause__)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("trainer.max_epochs=many", "max_epochs"),
+    ("data.window=long", "window"),
+    ("frontend.anti_aliasing=maybe", "anti_aliasing"),
+    ("convnet.stages=[{out_channels:wide}]", "out_channels"),
+])
+def test_wrong_type_fails_at_composition_naming_the_key(override, key):
+    with pytest.raises((ConfigCompositionException, ValidationError)) as e:
+        compose_config([override])
+    assert key in str(e.value) + str(e.value.__cause__)
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (["data=sessions"], "data.root"),
+    (["data.burn_in=64", "data.window=64"], "data.burn_in"),
+    (["convnet.stages=[{out_channels:8,stride:0}]"], "convnet.stages[0].stride"),
+    (["convnet.stages=[{out_channels:8,dropout:-0.1}]"], "convnet.stages[0].dropout"),
+    (["optim.lr=0"], "optim.lr"),
+])
+def test_impossible_value_fails_the_checks_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError) as e:
+        check(compose_config(overrides))
+    assert e.value.key == key and f"'{key}'" in str(e.value)
+
+
+def test_cli_rejects_unknown_key_before_training(tmp_path):
+    r = run_cli(["convnet.chanels=3", *TINY_DATA, *TINY_MODEL], cwd=tmp_path, timeout=120)
+    assert r.returncode != 0
+    assert "chanels" in r.stderr
+    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*.ckpt"))
+
+
+def test_cli_rejects_impossible_value_before_training(tmp_path):
+    r = run_cli(["data.burn_in=40", *TINY_DATA, *TINY_MODEL], cwd=tmp_path, timeout=120)
+    assert r.returncode != 0
+    assert "config key 'data.burn_in'" in r.stderr
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("metrics.json"))
+
+
+def test_conf_dir_is_the_one_the_app_uses():
+    assert (ROOT / "conf" / "config.yaml").exists()

@@ -1,0 +1,25 @@
+"""A tiny ``python -m neuroenc`` run in a subprocess trains, checkpoints and beats its initial score."""
+
+import json
+
+from conftest import TINY_DATA, TINY_MODEL, run_cli
+
+
+def test_tiny_training_run_writes_checkpoint_and_metrics_and_learns(tmp_path):
+    r = run_cli([*TINY_DATA, *TINY_MODEL, "trainer.max_epochs=6", "optim.lr=0.01", "optim.warmup_steps=5",
+                 "trainer.enable_progress_bar=false"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (metrics_file,) = list((tmp_path / "outputs").rglob("metrics.json"))
+    run_dir = metrics_file.parent
+    m = json.loads(metrics_file.read_text())
+    assert m["status"] == "finished"
+    assert m["epochs"] == 6 and m["steps"] > 0
+    assert list((run_dir / "checkpoints").glob("best-*.ckpt")) and (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert (run_dir / "csv").is_dir()
+    assert m["best_val_bps_overall"] > 0
+    assert m["best_val_bps_overall"] > m["init_val_bps_overall"]
+    assert 0 < m["val_oracle_fraction"] <= 1 and m["val_bps_oracle"] > m["best_val_bps_overall"]
+    assert set(m["val_bps_per_session"]) == {"sim00", "sim01"}
+    assert set(m["parameters"]) == {"frontend", "convnet", "modulator", "readout", "total"}
+    assert "best val bits/spike" in r.stdout
+    assert not list(tmp_path.glob("*.ckpt")) and not (tmp_path / "lightning_logs").exists()
