@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -21,6 +23,8 @@ def _instantiate(node: DictConfig, key: str, **kwargs):
         return instantiate(node, _convert_="all", **kwargs)
     except Exception as e:  # hydra wraps constructor errors; name the config group they came from
         cause = e.__cause__ or e
+        if isinstance(cause, ConfigError):  # the part already named the full key
+            raise cause from None
         raise ConfigError(key, f"cannot build {node._target_}: {cause}") from cause
 
 
@@ -41,11 +45,19 @@ def build_encoder(cfg: DictConfig, info: DatasetInfo) -> Encoder:
 
 
 def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
-    """One forward pass on a window of zeros; shape errors come out naming the stage."""
+    """One forward pass on a window of zeros; shape errors come out naming the stage.
+
+    Parts may define ``check_input((T, H, W))`` that raises :class:`ConfigError` naming the key.
+    """
     t = int(cfg.data.window)
     h, w = info.frame_shape
     stim = torch.zeros(1, info.in_channels, t, h, w)
     beh = torch.zeros(1, t, info.behavior_dim)
+    for part in (encoder.frontend, encoder.convnet, encoder.modulator):
+        # a part that knows its own limits (a tokenizer larger than the frame, say) says so by key
+        check_input = getattr(part, "check_input", None)
+        if check_input is not None:
+            check_input((t, h, w))
     was_training = encoder.training
     encoder.eval()
     x = stim
@@ -72,4 +84,5 @@ def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
 def build_module(cfg: DictConfig, info: DatasetInfo) -> EncoderModule:
     encoder = build_encoder(cfg, info)
     return EncoderModule(encoder, info.n_neurons, OmegaConf.to_container(cfg.optim, resolve=True),
-                         has_oracle=info.has_oracle, config=OmegaConf.to_container(cfg, resolve=True))
+                         has_oracle=info.has_oracle, config=OmegaConf.to_container(cfg, resolve=True),
+                         data_info=dataclasses.asdict(info), seed=cfg.seed)

@@ -24,6 +24,7 @@ import numpy as np
 from neuroenc.data.sessions import write_session
 
 BEHAVIOR_NAMES = ["eye_x", "eye_y", "running", "pupil"]
+VERSION = 3  # part of the cache key: bump whenever the simulation itself changes
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class SimulationParams:
     invalid_fraction: float = 0.005  # bins marked invalid in dfs, so masking is always exercised
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        blob = json.dumps({**asdict(self), "version": VERSION}, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:10]
 
 
@@ -55,7 +56,7 @@ def pink_noise_movie(rng: np.random.Generator, t: int, h: int, w: int, alpha: fl
     fy = np.fft.fftfreq(h)[None, :, None]
     fx = np.fft.rfftfreq(w)[None, None, :]
     fs = np.sqrt(fx**2 + fy**2)
-    amp = 1.0 / np.maximum(fs, 1.0 / max(h, w)) ** (alpha / 2) / (1.0 + (np.abs(ft) / 0.05) ** 2)
+    amp = 1.0 / np.maximum(fs, 1.0 / max(h, w)) ** (alpha / 2) / (1.0 + (np.abs(ft) / 0.2) ** 2)
     spec = amp * (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape))
     movie = np.fft.irfftn(spec, s=(t, h, w))
     movie = (movie - movie.mean()) / movie.std()
@@ -134,8 +135,8 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
         filters_odd.append(gabor(H, W, x0, y0, sigma, theta, wavelength, phase + np.pi / 2))
         neurons.append(dict(x=x0, y=y0, sigma=sigma, rf_size=sigma, theta=theta, wavelength=wavelength,
                             phase=phase, type=kind))
-    fe = np.stack(filters_even, 1).reshape(H * W, n)
-    fo = np.stack(filters_odd, 1).reshape(H * W, n)
+    fe = np.stack(filters_even, -1).reshape(H * W, n)
+    fo = np.stack(filters_odd, -1).reshape(H * W, n)
     flat = retina.reshape(T, H * W)
     se = flat @ (fe / np.linalg.norm(fe, axis=0))
     so = flat @ (fo / np.linalg.norm(fo, axis=0))
@@ -172,7 +173,8 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
     }
     return dict(session_id=f"sim{index:02d}", stim=stim, robs=robs, behavior=behavior, trial=trial,
                 dfs=dfs, rates=rates, splits=splits, behavior_names=BEHAVIOR_NAMES,
-                frame_rate=p.frame_rate, extra_meta={"neurons": neurons, "provenance": {"simulation": asdict(p)}})
+                frame_rate=p.frame_rate, provenance={"source": "neuroenc.data.synthetic", "simulation": asdict(p)},
+                extra_meta={"neurons": neurons})
 
 
 def simulate(root: str | os.PathLike, p: SimulationParams) -> list[Path]:

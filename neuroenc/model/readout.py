@@ -37,7 +37,8 @@ class GaussianReadout(nn.Module):
         self.nonlinearity = nonlinearity
         self.mean = nn.Parameter(torch.empty(n_neurons, 2).uniform_(-0.5, 0.5))
         self.log_std = nn.Parameter(torch.full((n_neurons, 2), math.log(init_std)))
-        self.features = nn.Parameter(torch.randn(n_neurons, in_channels) / math.sqrt(in_channels) * 0.1)
+        # zero feature weights: an untrained readout predicts each neuron's training mean rate (the null model)
+        self.features = nn.Parameter(torch.zeros(n_neurons, in_channels))
         rate = torch.as_tensor(mean_rate if mean_rate is not None else [0.1] * n_neurons, dtype=torch.float32)
         self.bias = nn.Parameter(inverse_nonlinearity(rate, nonlinearity))
 

@@ -38,3 +38,21 @@ def test_spikes_are_poisson_around_the_true_rates():
     rates, robs = d["rates"], d["robs"]
     assert abs(robs.mean() / rates.mean() - 1) < 0.05
     assert np.corrcoef(rates.ravel(), robs.ravel())[0, 1] > 0.2
+
+
+def test_true_rates_respond_to_the_stimulus_at_each_neurons_receptive_field():
+    """The pixel whose past best predicts a simple cell's rate lies at its recorded RF centre."""
+    p = SimulationParams(num_sessions=1, neurons_min=8, neurons_max=8, trials_train=20, trials_val=0, trials_test=0,
+                         trial_frames=100, height=16, width=24, complex_fraction=0.0, max_eye_shift=0)
+    d = simulate_session(p, 0)
+    stim = d["stim"].astype(np.float64)
+    stim = (stim - stim.mean()) / stim.std()
+    rates = d["rates"] - d["rates"].mean(0)
+    hits = 0
+    for i, nd in enumerate(d["extra_meta"]["neurons"]):
+        k = np.array(nd["temporal_kernel"])
+        lag = int(np.argmax(np.abs(k)))
+        sta = np.tensordot(rates[lag:, i], stim[: len(stim) - lag], axes=(0, 0))  # (H, W) covariance map
+        y, x = np.unravel_index(np.argmax(np.abs(sta)), sta.shape)
+        hits += np.hypot(x - nd["x"], y - nd["y"]) <= max(2.0, 2 * nd["sigma"])
+    assert hits >= 7, f"only {hits} of 8 neurons respond at their recorded receptive field"
