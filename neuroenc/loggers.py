@@ -1,0 +1,70 @@
+"""Experiment loggers (CSV, Weights & Biases), all writing into the run directory.
+
+W&B runs are named and grouped from Hydra's view of the job, so a sweep is one W&B group with
+one run per job: group = the sweep's directory (``<date>/<time>``), name = the job's overrides.
+The whole resolved config is logged as the run config, so dashboards can group by any key
+(``convnet.tokenizer.stride``, ``experiment``, ...). ``val_bps_overall``'s summary is its best value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+
+def _job_identity() -> dict:
+    """Run name and group from Hydra; empty outside a Hydra app (tests, notebooks)."""
+    if not HydraConfig.initialized():
+        return {}
+    hc = HydraConfig.get()
+    name = hc.job.override_dirname or hc.job.name
+    if hc.mode.name == "MULTIRUN":
+        group = "/".join(Path(hc.sweep.dir).parts[-2:])
+    else:
+        group = None
+    return {"name": name, "group": group}
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    loggers = []
+    for key, node in cfg.logger.items():
+        if node is None:
+            continue
+        extra = {"save_dir": str(run_dir)}
+        if key == "wandb":
+            ident = _job_identity()
+            extra.update({k: v for k, v in ident.items() if node.get(k) is None and v is not None})
+        logger = instantiate(node, _convert_="all", **extra)
+        if isinstance(logger, WandbLogger):
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.experiment.define_metric("val_bps_overall", summary="max")
+            logger.experiment.define_metric("val_oracle_fraction", summary="max")
+        loggers.append(logger)
+    return loggers
+
+
+def finish_loggers(loggers: list, result: dict, per_neuron: list[dict]) -> None:
+    """End-of-job W&B summary: best val_bps_overall, a per-neuron table and histogram; then finish.
+
+    ``wandb.finish()`` after each job matters in a multirun: without it the next job's metrics
+    would go into this job's run.
+    """
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        import wandb
+
+        run = logger.experiment
+        if result.get("best_val_bps_overall") is not None:
+            run.summary["val_bps_overall"] = result["best_val_bps_overall"]
+        run.summary["status"] = result.get("status")
+        if per_neuron:
+            columns = list(per_neuron[0])
+            table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in per_neuron])
+            run.log({"per_neuron_bps": table,
+                     "per_neuron_bps_hist": wandb.Histogram([r["bps"] for r in per_neuron if r["bps"] == r["bps"]])})
+        wandb.finish()

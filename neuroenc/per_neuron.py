@@ -1,0 +1,47 @@
+"""Per-neuron validation bits per spike at the best epoch, written to ``per_neuron.csv``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+
+
+class BestPerNeuron(L.Callback):
+    """Keeps each neuron's val bps from the epoch with the best ``val_bps_overall``.
+
+    Rows: session, neuron (index in the session), neuron_id, bps, and rf_size where the session's
+    meta.json knows it (simulated data does). The report and W&B's per-neuron table read it.
+    """
+
+    def __init__(self, path: Path, sessions):
+        self.path = Path(path)
+        self.sessions = sessions
+        self.best = float("-inf")
+        self.rows: list[dict] = []
+
+    def on_validation_end(self, trainer, pl_module):
+        # on_validation_end, not *_epoch_end: the module computes the scores in its epoch-end hook
+        score = pl_module.last_val.get("val_bps_overall")
+        if trainer.sanity_checking or trainer.state.fn != "fit" or score is None or score <= self.best:
+            return
+        self.best = score
+        per = pl_module.last_val_per_neuron.tolist()
+        rows, i = [], 0
+        for s in self.sessions:
+            neurons = s.meta.get("neurons") or [{}] * s.n_neurons
+            ids = s.meta.get("neuron_ids") or list(range(s.n_neurons))
+            for j in range(s.n_neurons):
+                rows.append({"session": s.id, "neuron": j, "neuron_id": ids[j], "bps": per[i],
+                             "rf_size": neurons[j].get("rf_size", float("nan"))})
+                i += 1
+        self.rows = rows
+
+    def write(self) -> list[dict]:
+        if self.rows:
+            with open(self.path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(self.rows[0]))
+                w.writeheader()
+                w.writerows(self.rows)
+        return self.rows
