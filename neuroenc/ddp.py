@@ -8,10 +8,13 @@ single run in the job's output directory.
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import contextmanager
 
 from hydra.core.hydra_config import HydraConfig
-from lightning.fabric.strategies.launchers import subprocess_script
+from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
+from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
 
 
 def job_subprocess_cmd(local_rank: int) -> tuple[list[str], str]:
@@ -28,4 +31,32 @@ def job_subprocess_cmd(local_rank: int) -> tuple[list[str], str]:
 
 def launch_ranks_per_job() -> None:
     """Make Lightning's DDP launcher start child ranks with :func:`job_subprocess_cmd`."""
-    subprocess_script._hydra_subprocess_cmd = job_subprocess_cmd
+    # the Trainer's launcher imported the function by name, so both modules need the new one
+    fabric_launcher._hydra_subprocess_cmd = job_subprocess_cmd
+    trainer_launcher._hydra_subprocess_cmd = job_subprocess_cmd
+
+
+DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextmanager
+def job_process_group():
+    """Run one job's DDP world and leave the process as the job found it.
+
+    Lightning's launcher sets LOCAL_RANK & co. in the parent's environment; left there, the next
+    job of a sweep would take them to mean "ranks are started externally" and wait forever for
+    ranks nobody starts. The process group goes too, so the next job can make its own.
+    """
+    import torch.distributed as dist
+
+    before = {k: os.environ.get(k) for k in DDP_ENV}
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

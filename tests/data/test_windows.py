@@ -56,3 +56,12 @@ def test_ranks_get_disjoint_shards(shuffle):
         assert len(shards[0]) == len(shards[1])
     else:  # validation: together the ranks cover every window once
         assert sorted(idx[0] + idx[1]) == list(range(len(sess)))
+
+
+def test_ranks_of_a_training_step_get_batches_of_the_same_session():
+    sess = np.repeat([0, 1, 2], [33, 17, 9])
+    shards = [list(SessionBatchSampler(sess, 4, shuffle=True, seed=0, rank=r, world_size=2, even_shards=True))
+              for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) > 0
+    for b0, b1 in zip(*shards):
+        assert sess[b0[0]] == sess[b1[0]]
