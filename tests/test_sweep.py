@@ -61,3 +61,15 @@ def test_ddp_multirun_runs_each_job_once_in_its_own_dir(tmp_path):
     assert jobs == ["0_modulator.hidden_dim=4", "1_modulator.hidden_dim=8"]
     for j in jobs:
         assert json.loads((sweep / j / "metrics.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_optuna_search_maximises_val_bps_with_in_memory_storage(tmp_path):
+    r = run_cli(["hparams_search=optuna", "hydra.sweeper.n_trials=2", *FAST], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sweep = sweep_dir(tmp_path)
+    jobs = [p for p in sweep.iterdir() if p.is_dir()]
+    assert len(jobs) == 2 and all(j.name.split("_", 1)[1].startswith("optim.lr=") for j in jobs)
+    results = (sweep / "optimization_results.yaml").read_text()
+    best = max(json.loads((j / "metrics.json").read_text())["best_val_bps_overall"] for j in jobs)
+    assert f"best_value: {best}" in results
