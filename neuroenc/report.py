@@ -21,6 +21,7 @@ import csv
 import json
 import math
 import statistics
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,14 +186,18 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict]) -
     path.write_text("\n".join(lines) + "\n")
 
 
+def wrap(label: str, width: int = 38) -> str:
+    return "\n".join(textwrap.wrap(label, width)) or label
+
+
 def plot_bars(path: Path, table: list[dict]) -> None:
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(table)), 4))
-    labels = [r["config"] for r in table]
-    ax.bar(range(len(table)), [r["val_bps_mean"] for r in table], yerr=[r["val_bps_std"] for r in table],
-           capsize=4, color="tab:blue")
-    ax.set_xticks(range(len(table)), [lbl.replace(" ", "\n") for lbl in labels], fontsize=7)
-    ax.set_ylabel("best val bits/spike")
-    ax.set_title("val_bps_overall by config (error bar: std over seeds)")
+    order = sorted(table, key=lambda r: r["val_bps_mean"] if r["val_bps_mean"] == r["val_bps_mean"] else -1e9)
+    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.6 * len(order)))
+    ax.barh(range(len(order)), [r["val_bps_mean"] for r in order], xerr=[r["val_bps_std"] for r in order],
+            capsize=4, color="tab:blue")
+    ax.set_yticks(range(len(order)), [wrap(r["config"]) for r in order], fontsize=7)
+    ax.set_xlabel("best val bits/spike (mean over seeds; bar: std)")
+    ax.set_title("val_bps_overall by config", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -206,7 +211,7 @@ def plot_curves(path: Path, rows: list[ConfigRow]) -> None:
             hist = (j.metrics or {}).get("history") or []
             if hist:
                 ax.plot([h["epoch"] for h in hist], [h["val_bps_overall"] for h in hist], color=colors[i % len(colors)],
-                        alpha=0.8, label=r.config if k == 0 else None)
+                        alpha=0.8, label=wrap(r.config, 50) if k == 0 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("val bits/spike")
     ax.legend(fontsize=6)
@@ -252,8 +257,8 @@ def plot_compare(path: Path, a: ConfigRow, b: ConfigRow) -> None:
         fig.colorbar(sc, label="RF size (px)")
     lo, hi = min(x + y), max(x + y)
     ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set_xlabel(f"{a.config} (val bps)")
-    ax.set_ylabel(f"{b.config} (val bps)")
+    ax.set_xlabel(wrap(f"{a.config} (val bps)", 60), fontsize=7)
+    ax.set_ylabel(wrap(f"{b.config} (val bps)", 60), fontsize=7)
     ax.set_title(f"per-neuron val bits/spike; {sum(v > u for u, v in zip(x, y))}/{len(keys)} above the diagonal",
                  fontsize=8)
     fig.tight_layout()
