@@ -33,7 +33,7 @@ class SimulationConfig:
     width: int = 64
     frame_rate: float = 30.0
     kernel_frames: int = 12
-    max_eye_shift: int = 2
+    max_eye_shift: int = 1
     complex_fraction: float = 0.4
     invalid_fraction: float = 0.005
 
@@ -96,6 +96,46 @@ class StageConfig:
 @dataclass
 class ResNetConfig:
     _target_: str = "neuroenc.model.convnet.resnet.ResNet"
+    stages: List[StageConfig] = MISSING
+
+
+@dataclass
+class TokenizerConfig:
+    """Tubelets (t, h, w); time padding adds past frames only (see ``TubeletTokenizer``)."""
+
+    kernel_size: Optional[List[int]] = None  # None: the stride (non-overlapping tubelets)
+    stride: List[int] = field(default_factory=lambda: [4, 4, 4])
+    padding: List[int] = field(default_factory=lambda: [0, 0, 0])
+
+
+@dataclass
+class TemporalTransformerConfig:
+    """Fields shared by the cores that end in causal temporal transformer blocks."""
+
+    embedding_dim: int = 64
+    num_temporal_blocks: int = 2
+    num_heads: int = 4
+    head_dim: Optional[int] = None  # None: embedding_dim / num_heads
+    ff_dim: int = 256
+    activation: str = "gelu"  # or "swiglu"
+    dropout: float = 0.0  # after attention projection and in the feed-forward
+    attn_dropout: float = 0.0
+    drop_path: float = 0.0  # stochastic depth of the last block; grows linearly from 0
+
+
+@dataclass
+class ViViTConfig(TemporalTransformerConfig):
+    _target_: str = "neuroenc.model.convnet.vivit.ViViT"
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    num_spatial_blocks: int = 2
+    spatial_causal: bool = False  # True only to reproduce runs whose spatial blocks were causal
+    patch_dropout: float = 0.0  # training: a token's content is zeroed with this probability
+    num_registers: int = 0
+
+
+@dataclass
+class HybridConfig(TemporalTransformerConfig):
+    _target_: str = "neuroenc.model.convnet.hybrid.Hybrid"
     stages: List[StageConfig] = MISSING
 
 
@@ -162,10 +202,26 @@ class CSVLoggerConfig:
 
 
 @dataclass
+class WandbLoggerConfig:
+    """Lightning's WandbLogger. ``name`` and ``group`` left null come from Hydra: the job's
+    overrides and the sweep's directory. Set WANDB_MODE=offline to write runs locally."""
+
+    _target_: str = "lightning.pytorch.loggers.WandbLogger"
+    project: str = "neuroenc"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    name: Optional[str] = None
+    job_type: str = "train"
+    tags: List[str] = field(default_factory=list)
+    log_model: bool = False
+
+
+@dataclass
 class LoggerConfig:
     """Loggers by name; each one present is instantiated with the run directory as save_dir."""
 
     csv: Optional[CSVLoggerConfig] = None
+    wandb: Optional[WandbLoggerConfig] = None
 
 
 @dataclass
@@ -176,6 +232,19 @@ class OptimConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 50
     min_lr_ratio: float = 0.05
+
+
+@dataclass
+class CheckpointConfig:
+    """When ``checkpoints/last.ckpt``, what ``resume`` continues from, is written.
+
+    Always after every validation; within an epoch also every ``every_n_train_steps`` optimizer
+    steps and every ``every_n_minutes`` of training (null: not on that trigger), so a job killed
+    mid-epoch loses little. The best checkpoint by ``val_bps_overall`` is kept besides.
+    """
+
+    every_n_train_steps: Optional[int] = None
+    every_n_minutes: Optional[float] = 10.0
 
 
 @dataclass
@@ -190,12 +259,27 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
     eval_init: bool = True  # score the untrained model on the val split before fitting
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # continue a run from its checkpoints/last.ckpt: "true" finds the newest run with the same
+    # overrides (see neuroenc.resume), or give the run directory; null: start a new run
+    resume: Optional[str] = None
+
+
+@dataclass
+class EvaluateConfig:
+    """``python -m neuroenc.evaluate checkpoint=<path>`` (conf/evaluate.yaml): per-neuron scores and plots."""
+
+    checkpoint: str = MISSING
+    out_dir: Optional[str] = None  # null: <run dir>/evaluation/<checkpoint name>
+    splits: List[str] = field(default_factory=lambda: ["val", "test"])
+    accelerator: str = "auto"  # Lightning's; scores equal training's on the same kind of device
+    data_root: Optional[str] = None  # sessions moved since training (data=sessions): their new directory
 
 
 SCHEMAS = {
     "data": {"synthetic": SyntheticDataConfig, "sessions": SessionsDataConfig},
     "frontend": {"learnable_temporal": LearnableTemporalConfig, "none": NoFrontendConfig},
-    "convnet": {"resnet": ResNetConfig},
+    "convnet": {"resnet": ResNetConfig, "vivit": ViViTConfig, "hybrid": HybridConfig},
     "modulator": {"convgru": ConvGRUConfig, "none": NoModulatorConfig},
     "readout": {"gaussian": GaussianReadoutConfig},
     "trainer": {"default": TrainerConfig},
@@ -207,6 +291,7 @@ def register() -> None:
     """Register every schema as ``<group>/<option>_schema`` and the root as ``config_schema``."""
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
     for group, options in SCHEMAS.items():
         for name, node in options.items():
             cs.store(group=group, name=f"{name}_schema", node=node)

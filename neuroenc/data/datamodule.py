@@ -7,11 +7,13 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
-from neuroenc.data.sessions import Session, open_sessions
+from neuroenc.data.sessions import Session, SessionFormatError, open_sessions
 from neuroenc.data.synthetic import SimulationParams, ensure_simulated
-from neuroenc.data.windows import SessionBatchSampler, WindowDataset, build_windows
+from neuroenc.data.windows import (ResumableLoader, SessionBatchSampler, WindowDataset, build_windows,
+                                   collate_windows)
 
 
 @dataclass
@@ -41,6 +43,8 @@ class SessionDataModule(L.LightningDataModule):
         self.seed = seed
         self.sessions: list[Session] | None = None
         self.windows: dict[str, np.ndarray] = {}
+        self.train_loader: ResumableLoader | None = None
+        self._train_loader_state: dict | None = None  # from a checkpoint, for the next train loader
 
     def data_root(self) -> Path:
         return Path(self.root).expanduser()
@@ -48,19 +52,38 @@ class SessionDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.sessions is not None:
             return
-        self.sessions = open_sessions(self.data_root())
-        shapes = {s.frame_shape for s in self.sessions}
-        if len(shapes) > 1:
-            raise ValueError(f"data.root {self.root!r}: sessions have different frame shapes {sorted(shapes)}")
-        nbeh = {s.behavior.shape[1] for s in self.sessions}
-        if len(nbeh) > 1:
-            raise ValueError(f"data.root {self.root!r}: sessions have different behaviour columns {sorted(nbeh)}")
+        sessions = open_sessions(self.data_root())
+        self._check_compatible(sessions)
         for split in ("train", "val", "test"):
-            segs = [s.segments(split) for s in self.sessions]
+            segs = [s.segments(split) for s in sessions]
             self.windows[split] = build_windows(segs, self.window, self.burn_in)
-        if len(self.windows["train"]) == 0:
-            raise ValueError(f"data.window={self.window}: longer than every training trial under {self.root!r}; "
-                             "no training windows")
+        trained = set(self.windows["train"][:, 0].tolist())
+        for i, s in enumerate(sessions):
+            if i not in trained:  # its readout would never be trained
+                longest = max(b - a for a, b in s.segments("train"))
+                raise SessionFormatError(
+                    f"session {s.id!r}: meta.json: no training windows: its longest training trial has {longest} "
+                    f"frames, fewer than data.window={self.window} (in {s.path})")
+        self.sessions = sessions
+
+    def _check_compatible(self, sessions: list[Session]) -> None:
+        """One model reads every session: frames, behaviour columns and frame rate must agree."""
+        def agree(what: str, value) -> None:
+            values = {}
+            for s in sessions:
+                values.setdefault(value(s), s.id)
+            if len(values) > 1:
+                found = "; ".join(f"{v} (session {sid!r})" for v, sid in values.items())
+                raise SessionFormatError(f"data.root {self.root!r}: sessions differ in {what}: {found}")
+
+        agree("frame shape", lambda s: s.frame_shape)
+        agree("behaviour columns (meta.json behavior_names)", lambda s: tuple(s.behavior_names))
+        agree("frame rate (meta.json frame_rate)", lambda s: s.frame_rate)
+        ids = [s.id for s in sessions]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise SessionFormatError(f"data.root {self.root!r}: session ids {dup} are used by more than one "
+                                     "directory (meta.json session_id)")
 
     @property
     def info(self) -> DatasetInfo:
@@ -76,19 +99,41 @@ class SessionDataModule(L.LightningDataModule):
             has_oracle=all(s.rates is not None for s in self.sessions),
         )
 
+    def shard(self) -> tuple[int, int]:
+        """``(rank, world_size)`` of this process: from the attached Trainer, else ``(0, 1)``."""
+        t = self.trainer
+        return (t.global_rank, t.world_size) if t is not None else (0, 1)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
         w = self.windows[split]
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        rank, world = self.shard()
+        # training shards are trimmed to equal length so DDP steps stay in lockstep; evaluation
+        # shards are not, so together the ranks score every window of the split once
         sampler = SessionBatchSampler(w[:, 0], self.batch_size, shuffle=shuffle, seed=self.seed,
                                       rank=rank, world_size=world, even_shards=shuffle)
-        return DataLoader(WindowDataset(self.sessions, w, self.window), batch_sampler=sampler,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=trainer is not None and trainer.accelerator.__class__.__name__ == "CUDAAccelerator")
+        on_gpu = self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
+        return ResumableLoader(WindowDataset(self.sessions, w, self.window), batch_sampler=sampler,
+                               collate_fn=collate_windows, num_workers=self.num_workers,
+                               persistent_workers=self.num_workers > 0, pin_memory=on_gpu)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        self.train_loader = self._loader("train", shuffle=True)
+        if self._train_loader_state is not None:
+            self.train_loader.load_state_dict(self._train_loader_state)
+            self._train_loader_state = None
+        return self.train_loader
+
+    # The training loader's position (epoch, batches trained) goes into every checkpoint through
+    # the datamodule: Lightning restores the datamodule before it first asks for the training
+    # loader (for estimated_stepping_batches), but its own loader-state restore comes after that
+    # loader exists and is never applied to it, so a resumed epoch would restart at batch 0.
+    def state_dict(self) -> dict:
+        return {"train_loader": self.train_loader.state_dict()} if self.train_loader is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "train_loader" in state:
+            self._train_loader_state = state["train_loader"]
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

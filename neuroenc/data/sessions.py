@@ -1,4 +1,4 @@
-"""The on-disk session format: one directory per recording session.
+"""The on-disk session format: one directory per recording session (docs/data-format.md).
 
     <session>/stim.npy       (T, H, W) uint8 or float16   the movie shown, index 0 = oldest frame
     <session>/robs.npy       (T, N) float32              spike counts (or non-negative responses)
@@ -7,11 +7,14 @@
     <session>/trial.npy      (T,) int64                  trial id of each frame; windows never cross trials
     <session>/rates.npy      (T, N) float32, optional     true expected counts (simulated data only)
     <session>/meta.json      session_id, frame_rate, neuron_ids, behavior_names, splits
-                             ({"train": [trial ids], "val": [...], "test": [...]}), provenance, ...
+                             ({"train": [trial ids], "val": [...], "test": [...]}), optional
+                             neuron_coordinates (N x 3) and provenance
+    <session>/stats.json     written on first open: content checks and training-split statistics,
+                             stamped with the size and mtime of every file they were computed from
 
-Arrays open with ``numpy.load(mmap_mode="r")``: opening costs almost no memory and windows are
-views. Writing goes to a temporary directory that is renamed into place, so a session on disk
-is always complete.
+Arrays open with ``numpy.load(mmap_mode="r")``: opening costs almost no memory and slices are
+views. The loader reads windows with ``pread`` instead (:class:`RowReader`). Writing goes to a
+temporary directory that is renamed into place, so a session on disk is always complete.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ import numpy as np
 FORMAT = "neuroenc-session/1"
 SPLITS = ("train", "val", "test")
 REQUIRED = ("stim", "robs", "behavior", "trial")
+OPTIONAL = ("dfs", "rates")
+META_KEYS = ("session_id", "frame_rate", "neuron_ids", "behavior_names", "splits")
+STIM_DTYPES = (np.uint8, np.float16, np.float32)
+SCAN_VERSION = 1  # bump when the content of stats.json changes, so old ones are recomputed
+CHUNK_BYTES = 32 << 20  # float64 working set per array while scanning a session
+LEVELS = np.arange(256, dtype=np.float64)
 
 
 class SessionFormatError(ValueError):
@@ -37,6 +46,54 @@ class SessionFormatError(ValueError):
 
 def _fail(path: Path, name: str, problem: str):
     raise SessionFormatError(f"session {path.name!r}: {name}: {problem} (in {path})")
+
+
+class RowReader:
+    """Rows ``[start, stop)`` of a C-ordered ``.npy`` file, read with ``pread`` into a fresh array.
+
+    The loader reads windows this way rather than by slicing the memmap: every mapped page a
+    process reads stays in its resident set, so after an epoch over memory-mapped sessions each
+    worker would appear to hold the whole dataset. ``pread`` copies only the rows asked for (the
+    kernel's page cache still serves repeated reads), and a reader pickles as a path and an
+    offset, so DataLoader workers never receive array data, whatever their start method.
+    """
+
+    def __init__(self, array: np.memmap):
+        self.path = str(array.filename)
+        self.offset = int(array.offset)
+        self.dtype = array.dtype
+        self.row_shape = tuple(array.shape[1:])
+        self.n_rows = int(array.shape[0])
+        self.row_bytes = int(array.dtype.itemsize * np.prod(self.row_shape, dtype=np.int64))
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fd": None, "_pid": None}
+
+    def _file(self) -> int:
+        if self._pid != os.getpid():  # a forked worker opens its own descriptor
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._pid = os.getpid()
+        return self._fd
+
+    def prefetch(self, start: int, stop: int) -> None:
+        """Ask the kernel to start reading rows ``[start, stop)`` in the background."""
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self._file(), self.offset + start * self.row_bytes, (stop - start) * self.row_bytes,
+                             os.POSIX_FADV_WILLNEED)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, *self.row_shape), self.dtype)
+        want = out.nbytes
+        got = os.preadv(self._file(), [memoryview(out).cast("B")], self.offset + start * self.row_bytes)
+        if got != want:
+            raise SessionFormatError(f"{self.path}: rows {start}:{stop} lie beyond the end of the file (truncated?)")
+        return out
+
+    def __del__(self):
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
 
 
 @dataclass
@@ -52,6 +109,9 @@ class Session:
     dfs: np.ndarray | None = None
     rates: np.ndarray | None = None
     _stats: dict | None = field(default=None, repr=False)
+    _checks: dict | None = field(default=None, repr=False)
+    _runs: tuple | None = field(default=None, repr=False)
+    _readers: dict = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
@@ -70,19 +130,35 @@ class Session:
         return tuple(self.stim.shape[1:3])
 
     @property
+    def frame_rate(self) -> float:
+        return float(self.meta["frame_rate"])
+
+    @property
     def behavior_names(self) -> list[str]:
         return list(self.meta["behavior_names"])
+
+    def reader(self, name: str) -> RowReader:
+        if name not in self._readers:
+            self._readers[name] = RowReader(getattr(self, name))
+        return self._readers[name]
+
+    def trial_runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(starts, stops, trial ids)`` of the runs of equal trial id in ``trial.npy``."""
+        if self._runs is None:
+            t = self.reader("trial").read(0, self.n_frames)
+            change = np.flatnonzero(np.diff(t)) + 1
+            starts = np.concatenate([[0], change])
+            stops = np.concatenate([change, [len(t)]])
+            self._runs = (starts, stops, t[starts])
+        return self._runs
 
     def segments(self, split: str) -> list[tuple[int, int]]:
         """Contiguous ``[start, stop)`` frame ranges of the trials assigned to ``split``."""
         trials = set(self.meta["splits"].get(split, []))
         if not trials:
             return []
-        t = np.asarray(self.trial)
-        change = np.flatnonzero(np.diff(t)) + 1
-        starts = np.concatenate([[0], change])
-        stops = np.concatenate([change, [len(t)]])
-        return [(int(a), int(b)) for a, b in zip(starts, stops) if int(t[a]) in trials]
+        starts, stops, ids = self.trial_runs()
+        return [(int(a), int(b)) for a, b, t in zip(starts, stops, ids) if int(t) in trials]
 
     def split_frames(self, split: str) -> np.ndarray:
         idx = [np.arange(a, b) for a, b in self.segments(split)]
@@ -90,69 +166,53 @@ class Session:
 
     def valid(self, start: int, stop: int) -> np.ndarray:
         """Valid-bin mask for frames [start, stop): ``dfs`` and finite responses."""
-        r = np.asarray(self.robs[start:stop])
-        ok = np.isfinite(r)
+        ok = np.isfinite(self.reader("robs").read(start, stop))
         if self.dfs is not None:
-            ok &= np.asarray(self.dfs[start:stop]) > 0
+            ok &= self.reader("dfs").read(start, stop) > 0
         return ok
 
     def stats(self) -> dict:
-        """Training-split statistics for normalisation, computed once and stored in stats.json."""
+        """Training-split statistics for normalisation: computed on first open, stored in stats.json."""
         if self._stats is None:
-            cache = self.path / "stats.json"
-            if cache.exists():
-                self._stats = json.loads(cache.read_text())
-            else:
-                self._stats = self._compute_stats()
-                try:
-                    _atomic_write_text(cache, json.dumps(self._stats))
-                except OSError:
-                    pass  # read-only data: keep the statistics in memory
+            self._checks, self._stats = _load_or_scan(self)
         return self._stats
 
-    def _compute_stats(self) -> dict:
-        s1 = s2 = n = 0.0
-        beh_sum = np.zeros(self.behavior.shape[1])
-        beh_sq = np.zeros(self.behavior.shape[1])
-        rate_sum = np.zeros(self.n_neurons)
-        rate_n = np.zeros(self.n_neurons)
-        for a, b in self.segments("train"):
-            for c in range(a, b, 4096):  # chunks keep memory flat on long sessions
-                d = min(b, c + 4096)
-                x = np.asarray(self.stim[c:d], dtype=np.float64)
-                s1 += x.sum()
-                s2 += (x * x).sum()
-                n += x.size
-                bh = np.asarray(self.behavior[c:d], dtype=np.float64)
-                beh_sum += bh.sum(0)
-                beh_sq += (bh * bh).sum(0)
-                ok = self.valid(c, d)
-                r = np.where(ok, np.asarray(self.robs[c:d], dtype=np.float64), 0.0)
-                rate_sum += r.sum(0)
-                rate_n += ok.sum(0)
-        nf = max(n / max(self.stim.shape[1] * self.stim.shape[2], 1), 1)
-        mean = s1 / max(n, 1)
-        std = float(np.sqrt(max(s2 / max(n, 1) - mean**2, 0.0)))
-        bmean = beh_sum / nf
-        bstd = np.sqrt(np.maximum(beh_sq / nf - bmean**2, 0.0))
-        return {
-            "stim_mean": float(mean),
-            "stim_std": std if std > 0 else 1.0,
-            "behavior_mean": bmean.tolist(),
-            "behavior_std": np.where(bstd > 0, bstd, 1.0).tolist(),
-            "mean_rate": (rate_sum / np.maximum(rate_n, 1)).tolist(),
-        }
+
+def _umask() -> int:
+    try:  # read, not set-and-restore: another thread could create a file in between
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration):
+        mask = os.umask(0)
+        os.umask(mask)
+        return mask
+
+
+def make_temp_dir(dest: Path, label: str = "tmp") -> Path:
+    """A hidden directory beside ``dest`` with the permissions a plain ``mkdir`` would give it
+    (``mkdtemp`` makes it private, and it keeps its mode when renamed into place)."""
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.{label}-"))
+    tmp.chmod(0o777 & ~_umask())
+    return tmp
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
 
 
+# ------------------------------------------------------------------------------------- opening
+
+
 def open_session(path: str | os.PathLike) -> Session:
-    """Open a session memory-mapped and validate it; raises :class:`SessionFormatError`."""
+    """Open a session memory-mapped and validate it; raises :class:`SessionFormatError`.
+
+    The content checks (NaN, inf, negative responses) and the training statistics need one pass
+    over the data; its result is stored in ``stats.json`` and reused while no file changes.
+    """
     path = Path(path)
     if not path.is_dir():
         raise SessionFormatError(f"session {path.name!r}: not a directory: {path}")
@@ -163,11 +223,11 @@ def open_session(path: str | os.PathLike) -> Session:
         meta = json.loads(meta_file.read_text())
     except json.JSONDecodeError as e:
         _fail(path, "meta.json", f"not valid JSON ({e})")
-    for key in ("session_id", "behavior_names", "splits"):
+    for key in META_KEYS:
         if key not in meta:
             _fail(path, "meta.json", f"missing key {key!r}")
     arrays = {}
-    for name in (*REQUIRED, "dfs", "rates"):
+    for name in (*REQUIRED, *OPTIONAL):
         f = path / f"{name}.npy"
         if not f.exists():
             if name in REQUIRED:
@@ -183,12 +243,22 @@ def open_session(path: str | os.PathLike) -> Session:
 
 
 def validate(s: Session) -> None:
+    """Check shapes, dtypes and meta.json, then the content (from stats.json or one chunked scan)."""
+    _check_structure(s)
+    if s._checks is None:
+        s._checks, s._stats = _load_or_scan(s)
+    _check_content(s, s._checks)
+
+
+def _check_structure(s: Session) -> None:
     p = s.path
     if s.stim.ndim != 3:
         _fail(p, "stim.npy", f"expected (T, H, W), got shape {s.stim.shape}")
-    if s.stim.dtype not in (np.uint8, np.float16, np.float32):
+    if s.stim.dtype not in STIM_DTYPES:
         _fail(p, "stim.npy", f"dtype {s.stim.dtype} not one of uint8, float16, float32")
     T = s.stim.shape[0]
+    if T == 0:
+        _fail(p, "stim.npy", "has no frames")
     expect = {"robs": 2, "behavior": 2, "trial": 1, "dfs": 2, "rates": 2}
     for name, nd in expect.items():
         a = getattr(s, name)
@@ -202,23 +272,308 @@ def validate(s: Session) -> None:
         a = getattr(s, name)
         if a is not None and a.shape != s.robs.shape:
             _fail(p, f"{name}.npy", f"shape {a.shape} does not equal robs.npy shape {s.robs.shape}")
-    if s.behavior.shape[1] != len(s.meta["behavior_names"]):
-        _fail(p, "behavior.npy", f"{s.behavior.shape[1]} columns but meta.json names {len(s.meta['behavior_names'])}")
-    if s.stim.dtype != np.uint8 and not np.isfinite(s.stim).all():
-        _fail(p, "stim.npy", "contains NaN or inf")
-    if not np.isfinite(s.behavior).all():
-        _fail(p, "behavior.npy", "contains NaN or inf")
-    robs = np.asarray(s.robs)
-    nan = np.isnan(robs)
-    if (robs[~nan] < 0).any():
-        _fail(p, "robs.npy", f"{int((robs[~nan] < 0).sum())} negative responses")
-    if nan.any():
-        warnings.warn(f"session {p.name!r}: robs.npy has {int(nan.sum())} NaN bins; they are masked out of loss and metrics")
-    unknown = set(s.meta["splits"]) - set(SPLITS)
+    for name in (*REQUIRED, *OPTIONAL):
+        a = getattr(s, name)
+        if a is None:
+            continue
+        if not a.flags.c_contiguous:
+            # frames of a Fortran-ordered array are scattered over the whole file
+            _fail(p, f"{name}.npy", "stored in Fortran order; save it with numpy.ascontiguousarray")
+        kind = a.dtype.kind
+        if (name == "trial" and kind not in "iu") or kind not in "iufb":
+            _fail(p, f"{name}.npy", f"dtype {a.dtype} is not {'an integer' if name == 'trial' else 'numeric'}")
+    m = s.meta
+    names = m["behavior_names"]
+    if s.behavior.shape[1] != len(names):
+        _fail(p, "behavior.npy", f"{s.behavior.shape[1]} columns but meta.json names {len(names)}")
+    if len(set(names)) != len(names):
+        _fail(p, "meta.json", f"behavior_names repeats a name: {names}")
+    if len(m["neuron_ids"]) != s.n_neurons:
+        _fail(p, "meta.json", f"neuron_ids has {len(m['neuron_ids'])} entries but robs.npy has {s.n_neurons} neurons")
+    coords = m.get("neuron_coordinates")
+    if coords is not None and np.asarray(coords, dtype=float).shape[:1] != (s.n_neurons,):
+        _fail(p, "meta.json", f"neuron_coordinates has shape {np.asarray(coords).shape}, "
+                              f"expected one row per neuron ({s.n_neurons})")
+    if not (isinstance(m["frame_rate"], (int, float)) and m["frame_rate"] > 0):
+        _fail(p, "meta.json", f"frame_rate must be a positive number, got {m['frame_rate']!r}")
+    unknown = set(m["splits"]) - set(SPLITS)
     if unknown:
         _fail(p, "meta.json", f"unknown splits {sorted(unknown)}; expected {list(SPLITS)}")
+    seen: dict[int, str] = {}
+    for split, trials in m["splits"].items():
+        for t in trials:
+            if t in seen:
+                _fail(p, "meta.json", f"trial {t} is in both splits {seen[t]!r} and {split!r}")
+            seen[t] = split
     if not s.segments("train"):
         _fail(p, "meta.json", "no training trials (splits.train is empty or names no trial in trial.npy)")
+
+
+def _check_content(s: Session, checks: dict) -> None:
+    p = s.path
+    for name in ("stim", "behavior"):
+        bad = checks[f"{name}_nonfinite_frames"]
+        if bad:
+            first = checks[f"{name}_first_nonfinite"]
+            _fail(p, f"{name}.npy", f"contains NaN or inf on {bad} frames (first at frame {first})")
+    if checks["robs_negative"]:
+        _fail(p, "robs.npy", f"{checks['robs_negative']} negative responses (first at frame "
+                             f"{checks['robs_first_negative']}); responses must be counts or non-negative")
+    if checks["robs_inf"]:
+        _fail(p, "robs.npy", f"{checks['robs_inf']} infinite responses")
+    if checks["robs_nan"]:
+        warnings.warn(f"session {p.name!r}: robs.npy has {checks['robs_nan']} NaN bins; "
+                      "they are masked out of loss and metrics", stacklevel=3)
+
+
+def _stamp(path: Path) -> dict:
+    """Size and modification time of every file the scan depends on."""
+    files = [path / "meta.json", *(path / f"{n}.npy" for n in (*REQUIRED, *OPTIONAL))]
+    return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.exists()}
+
+
+def _load_or_scan(s: Session) -> tuple[dict, dict]:
+    cache = s.path / "stats.json"
+    stamp = _stamp(s.path)
+    if cache.exists():
+        try:
+            stored = json.loads(cache.read_text())
+        except json.JSONDecodeError:
+            stored = {}
+        if stored.get("version") == SCAN_VERSION and stored.get("stamp") == stamp:
+            return stored["checks"], stored["stats"]
+    checks, stats = _scan(s)
+    try:
+        _atomic_write_text(cache, json.dumps({"version": SCAN_VERSION, "stamp": stamp, "checks": checks,
+                                              "stats": stats}))
+    except OSError as e:
+        warnings.warn(f"session {s.path.name!r}: cannot store stats.json beside the data ({e}); "
+                      "the session is scanned again on every open", stacklevel=3)
+    return checks, stats
+
+
+def _scan(s: Session) -> tuple[dict, dict]:
+    """One chunked pass over every frame: content checks everywhere, statistics on training frames.
+
+    Reads go through :class:`RowReader`, so memory stays at a few chunks however long the session.
+    """
+    T = s.n_frames
+    train = np.zeros(T, bool)
+    for a, b in s.segments("train"):
+        train[a:b] = True
+    widest = max(int(np.prod(s.stim.shape[1:])), s.n_neurons, s.behavior.shape[1], 1)
+    rows = max(1, CHUNK_BYTES // (8 * widest))
+    nb = s.behavior.shape[1]
+    acc = dict(s1=0.0, s2=0.0, n=0, b1=np.zeros(nb), b2=np.zeros(nb), r=np.zeros(s.n_neurons),
+               rn=np.zeros(s.n_neurons))
+    checks = dict(stim_nonfinite_frames=0, stim_first_nonfinite=None, behavior_nonfinite_frames=0,
+                  behavior_first_nonfinite=None, robs_negative=0, robs_first_negative=None, robs_inf=0, robs_nan=0)
+
+    for c in range(0, T, rows):
+        d = min(T, c + rows)
+        tr = train[c:d]
+        stim = s.reader("stim").read(c, d)
+        if stim.dtype != np.uint8:
+            _count_bad_frames(checks, "stim", ~np.isfinite(stim).reshape(d - c, -1).all(1), c)
+        beh = s.reader("behavior").read(c, d).astype(np.float64)
+        _count_bad_frames(checks, "behavior", ~np.isfinite(beh).all(1), c)
+        robs = s.reader("robs").read(c, d)
+        nan = np.isnan(robs)
+        checks["robs_nan"] += int(nan.sum())
+        checks["robs_inf"] += int(np.isinf(robs).sum())
+        neg = robs < 0
+        if neg.any():
+            if checks["robs_first_negative"] is None:
+                checks["robs_first_negative"] = c + int(np.flatnonzero(neg.any(1))[0])
+            checks["robs_negative"] += int(neg.sum())
+        if not tr.any():
+            continue
+        pick = (lambda a: a) if tr.all() else (lambda a: a[tr])  # noqa: E731 (most chunks are all-train)
+        x = pick(stim)
+        if x.dtype == np.uint8:  # a histogram gives exact sums at a fraction of the float64 cost
+            hist = np.bincount(x.ravel(), minlength=256).astype(np.float64)
+            acc["s1"] += hist @ LEVELS
+            acc["s2"] += hist @ LEVELS**2
+        else:
+            x = x.astype(np.float64)
+            acc["s1"] += x.sum()
+            acc["s2"] += (x * x).sum()
+        acc["n"] += x.size
+        acc["b1"] += pick(beh).sum(0)
+        acc["b2"] += (pick(beh) ** 2).sum(0)
+        ok = ~pick(nan)
+        if s.dfs is not None:
+            ok &= pick(s.reader("dfs").read(c, d)) > 0
+        acc["r"] += np.where(ok, pick(robs), 0.0).sum(0, dtype=np.float64)
+        acc["rn"] += ok.sum(0)
+    n_frames = int(train.sum())
+    with np.errstate(invalid="ignore", over="ignore"):  # inf in bad data: reported by the checks instead
+        mean = acc["s1"] / max(acc["n"], 1)
+        std = float(np.sqrt(max(acc["s2"] / max(acc["n"], 1) - mean**2, 0.0)))
+        bmean = acc["b1"] / max(n_frames, 1)
+        bstd = np.sqrt(np.maximum(acc["b2"] / max(n_frames, 1) - bmean**2, 0.0))
+    finite = lambda v: [float(x) if np.isfinite(x) else 0.0 for x in v]  # noqa: E731 (bad data: JSON-safe)
+    stats = {
+        "train_frames": n_frames,
+        "stim_mean": float(mean) if np.isfinite(mean) else 0.0,
+        "stim_std": std if np.isfinite(std) and std > 0 else 1.0,
+        "behavior_mean": finite(bmean),
+        "behavior_std": finite(np.where(bstd > 0, bstd, 1.0)),
+        "mean_rate": finite(acc["r"] / np.maximum(acc["rn"], 1)),
+    }
+    return checks, stats
+
+
+def _count_bad_frames(checks: dict, name: str, bad: np.ndarray, offset: int) -> None:
+    if bad.any():
+        if checks[f"{name}_first_nonfinite"] is None:
+            checks[f"{name}_first_nonfinite"] = offset + int(np.flatnonzero(bad)[0])
+        checks[f"{name}_nonfinite_frames"] += int(bad.sum())
+
+
+def open_sessions(root: str | os.PathLike) -> list[Session]:
+    """Open every session directory under ``root`` (hidden ones are skipped), sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SessionFormatError(f"data root {str(root)!r} does not exist or is not a directory")
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not dirs:
+        raise SessionFormatError(f"data root {str(root)!r} holds no session directories")
+    return [open_session(d) for d in dirs]
+
+
+# ------------------------------------------------------------------------------------- writing
+
+
+def replace_dir(tmp: Path, dest: Path) -> None:
+    """Move the complete directory ``tmp`` to ``dest``; an existing ``dest`` is moved aside first
+    and deleted only after the rename, so ``dest`` is at every moment either old or new, never half."""
+    old = None
+    if dest.exists():
+        old = make_temp_dir(dest, "old")
+        os.replace(dest, old / dest.name)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class SessionWriter:
+    """Writes a session block by block (a trial at a time, say) without holding it in memory.
+
+    Arrays go to a temporary directory beside ``path``; :meth:`finish` writes ``meta.json`` and
+    renames the directory into place. Leaving the ``with`` block without ``finish`` (an error,
+    say) deletes the temporary directory, so a session on disk is always complete::
+
+        with SessionWriter(path, n_frames=T, n_neurons=N, frame_shape=(H, W), behavior_names=names) as w:
+            for block in blocks:
+                w.append(stim=..., robs=..., behavior=..., trial=..., dfs=...)
+            w.finish(session_id="m1", frame_rate=30.0, splits={"train": [...], "val": [...]})
+    """
+
+    def __init__(self, path: str | os.PathLike, *, n_frames: int, n_neurons: int, frame_shape: tuple[int, int],
+                 behavior_names: list[str], stim_dtype=np.uint8, dfs: bool = False, rates: bool = False,
+                 overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(f"session {self.path.name!r}: destination exists: {self.path} (pass overwrite=True)")
+        if np.dtype(stim_dtype) not in STIM_DTYPES:
+            raise ValueError(f"session {self.path.name!r}: stim dtype {np.dtype(stim_dtype)} not one of uint8, "
+                             "float16, float32")
+        if n_frames <= 0:
+            raise ValueError(f"session {self.path.name!r}: a session needs at least one frame, got n_frames={n_frames}")
+        self.overwrite = overwrite
+        self.n_frames = int(n_frames)
+        self.behavior_names = list(behavior_names)
+        h, w = frame_shape
+        shapes = {"stim": ((h, w), np.dtype(stim_dtype)), "robs": ((n_neurons,), np.dtype(np.float32)),
+                  "behavior": ((len(self.behavior_names),), np.dtype(np.float32)), "trial": ((), np.dtype(np.int64))}
+        if dfs:
+            shapes["dfs"] = ((n_neurons,), np.dtype(np.uint8))
+        if rates:
+            shapes["rates"] = ((n_neurons,), np.dtype(np.float32))
+        self.layout = shapes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = make_temp_dir(self.path)
+        self.files = {}
+        self.written = 0
+        try:
+            for name, (row, dt) in shapes.items():
+                f = self.tmp / f"{name}.npy"
+                # open_memmap writes the .npy header for the final shape; the rows are then
+                # appended with plain writes, so nothing is mapped while writing
+                header = np.lib.format.open_memmap(f, mode="w+", dtype=dt, shape=(self.n_frames, *row))
+                offset = header.offset
+                del header
+                fh = open(f, "r+b")
+                fh.seek(offset)
+                self.files[name] = fh
+        except BaseException:
+            self._abort()
+            raise
+
+    def append(self, *, stim, robs, behavior, trial, dfs=None, rates=None) -> None:
+        """Append the next ``t`` frames: stim (t, H, W), robs/dfs/rates (t, N), behavior (t, B), trial (t,)."""
+        blocks = {"stim": stim, "robs": robs, "behavior": behavior, "trial": trial, "dfs": dfs, "rates": rates}
+        t = len(stim)
+        if self.written + t > self.n_frames:
+            raise ValueError(f"session {self.path.name!r}: {self.written + t} frames appended, more than "
+                             f"n_frames={self.n_frames}")
+        for name, (row, dt) in self.layout.items():
+            a = blocks[name]
+            if a is None:
+                raise ValueError(f"session {self.path.name!r}: {name} missing from append "
+                                 "(the writer was opened with it)")
+            a = np.ascontiguousarray(a, dtype=dt)
+            if a.shape != (t, *row):
+                raise ValueError(f"session {self.path.name!r}: {name} block has shape {a.shape}, expected {(t, *row)}")
+            self.files[name].write(a.data)
+        self.written += t
+
+    def finish(self, *, session_id: str, frame_rate: float, splits: dict[str, list[int]],
+               neuron_ids: list | None = None, neuron_coordinates=None, provenance: dict | None = None,
+               extra_meta: dict | None = None) -> Path:
+        """Write meta.json and move the complete session into place; returns its path."""
+        if self.written != self.n_frames:
+            raise ValueError(f"session {self.path.name!r}: {self.written} frames appended, expected {self.n_frames}")
+        n = self.layout["robs"][0][0]
+        meta = {
+            "format": FORMAT,
+            "session_id": session_id,
+            "frame_rate": float(frame_rate),
+            "neuron_ids": _json_list(neuron_ids) if neuron_ids is not None else list(range(n)),
+            "behavior_names": self.behavior_names,
+            "splits": {k: [int(t) for t in v] for k, v in splits.items()},
+            **({"neuron_coordinates": np.asarray(neuron_coordinates, float).tolist()}
+               if neuron_coordinates is not None else {}),
+            **({"provenance": provenance} if provenance is not None else {}),
+            **(extra_meta or {}),
+        }
+        for fh in self.files.values():
+            fh.close()
+        (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if self.path.exists() and not self.overwrite:
+            raise FileExistsError(f"session {self.path.name!r}: destination appeared while writing: {self.path}")
+        replace_dir(self.tmp, self.path)
+        self.tmp = None
+        return self.path
+
+    def _abort(self) -> None:
+        for fh in self.files.values():
+            fh.close()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._abort()  # after finish() there is nothing left to remove
+
+
+def _json_list(values) -> list:
+    """Neuron ids as JSON values (numpy integers and strings become Python ones)."""
+    return np.asarray(values).tolist()
 
 
 def write_session(
@@ -233,51 +588,19 @@ def write_session(
     splits: dict[str, list[int]],
     frame_rate: float,
     neuron_ids: list | None = None,
+    neuron_coordinates=None,
+    provenance: dict | None = None,
     dfs: np.ndarray | None = None,
     rates: np.ndarray | None = None,
     extra_meta: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a complete session atomically (temporary directory, then rename)."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"session {path.name!r}: destination exists: {path} (pass overwrite=True)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
-        np.save(tmp / "stim.npy", stim)
-        np.save(tmp / "robs.npy", np.asarray(robs, dtype=np.float32))
-        np.save(tmp / "behavior.npy", np.asarray(behavior, dtype=np.float32))
-        np.save(tmp / "trial.npy", np.asarray(trial, dtype=np.int64))
-        if dfs is not None:
-            np.save(tmp / "dfs.npy", np.asarray(dfs, dtype=np.uint8))
-        if rates is not None:
-            np.save(tmp / "rates.npy", np.asarray(rates, dtype=np.float32))
-        meta = {
-            "format": FORMAT,
-            "session_id": session_id,
-            "frame_rate": float(frame_rate),
-            "neuron_ids": list(neuron_ids) if neuron_ids is not None else list(range(robs.shape[1])),
-            "behavior_names": list(behavior_names),
-            "splits": {k: [int(t) for t in v] for k, v in splits.items()},
-            **(extra_meta or {}),
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def open_sessions(root: str | os.PathLike) -> list[Session]:
-    """Open every session directory (one holding meta.json) under ``root``, sorted by name."""
-    root = Path(root)
-    if not root.is_dir():
-        raise SessionFormatError(f"data root {str(root)!r} does not exist or is not a directory")
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not dirs:
-        raise SessionFormatError(f"data root {str(root)!r} holds no session directories")
-    return [open_session(d) for d in dirs]
+    """Write a complete in-memory session atomically: :class:`SessionWriter` with one block."""
+    stim = np.asarray(stim)
+    robs = np.asarray(robs)
+    with SessionWriter(path, n_frames=len(stim), n_neurons=robs.shape[1], frame_shape=stim.shape[1:3],
+                       behavior_names=behavior_names, stim_dtype=stim.dtype, dfs=dfs is not None,
+                       rates=rates is not None, overwrite=overwrite) as w:
+        w.append(stim=stim, robs=robs, behavior=behavior, trial=trial, dfs=dfs, rates=rates)
+        return w.finish(session_id=session_id, frame_rate=frame_rate, splits=splits, neuron_ids=neuron_ids,
+                        neuron_coordinates=neuron_coordinates, provenance=provenance, extra_meta=extra_meta)

@@ -24,7 +24,7 @@ import numpy as np
 from neuroenc.data.sessions import write_session
 
 BEHAVIOR_NAMES = ["eye_x", "eye_y", "running", "pupil"]
-VERSION = 3  # part of the cache key: bump whenever the simulation itself changes
+VERSION = 4  # part of the cache key: bump whenever the simulation itself changes
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class SimulationParams:
     width: int = 64
     frame_rate: float = 30.0
     kernel_frames: int = 12  # length of the true temporal kernels
-    max_eye_shift: int = 2  # pixels
+    max_eye_shift: int = 1  # pixels
     complex_fraction: float = 0.4
     invalid_fraction: float = 0.005  # bins marked invalid in dfs, so masking is always exercised
 
@@ -128,7 +128,8 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
         x0 = float(rng.uniform(mx, W - 1 - mx))
         y0 = float(rng.uniform(my, H - 1 - my))
         theta = float(rng.uniform(0, np.pi))
-        wavelength = float(max(2.2, 3.0 * sigma * rng.uniform(0.8, 1.2)))
+        # mouse V1 prefers low spatial frequencies: no wavelength below 4 px, even for tiny RFs
+        wavelength = float(max(4.0, 3.0 * sigma * rng.uniform(0.8, 1.2)))
         phase = float(rng.uniform(0, 2 * np.pi))
         kind = "complex" if rng.random() < p.complex_fraction else "simple"
         filters_even.append(gabor(H, W, x0, y0, sigma, theta, wavelength, phase))

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m neuroenc.bench <name> ...``, one module ``neuroenc.bench.<name>`` each."""

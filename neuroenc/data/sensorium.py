@@ -1,0 +1,286 @@
+"""Import the NeurIPS Sensorium 2023 recordings into the session format, one session per mouse.
+
+Sensorium 2023 ships one folder per mouse (unzipped)::
+
+    <mouse>/data/videos/<trial>.npy         (36, 64, T) greyscale movie
+    <mouse>/data/responses/<trial>.npy      (N, T) deconvolved calcium activity
+    <mouse>/data/behavior/<trial>.npy       (2, T) pupil dilation, running speed
+    <mouse>/data/pupil_center/<trial>.npy   (2, T) pupil x, y
+    <mouse>/meta/trials/tiers.npy           (trials,) train | oracle | live_test_main | live_test_bonus
+                                            | final_test_main | final_test_bonus | none
+    <mouse>/meta/neurons/unit_ids.npy       (N,)
+    <mouse>/meta/neurons/cell_motor_coordinates.npy   (N, 3)
+
+Arrays are NaN-padded after each trial's end: a trial ends at its last frame whose video is
+finite, and the frames after it are dropped. Tiers become splits (train -> train, oracle -> val,
+the four test tiers -> test); trials of tier ``none`` are left out. Responses are clipped at 0
+and kept as floats (bits per spike on them is a pseudo-likelihood score, see
+docs/data-format.md); NaN responses inside a trial are masked through ``dfs``. Behaviour is
+pupil dilation, running speed, pupil x, pupil y; a NaN in it inside a trial is filled by linear
+interpolation over time and counted.
+
+The conversion reads every trial twice (lengths first, then data) and streams each mouse to disk
+with :class:`~neuroenc.data.sessions.SessionWriter`, so memory stays at one trial. All mice are
+written into a temporary directory beside the destination, checked by opening them (which also
+stores their training statistics), and only then renamed into place: a failed import leaves the
+destination as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from neuroenc.data.sessions import SessionWriter, make_temp_dir, open_session, replace_dir
+
+FRAME_RATE = 30.0  # Hz, the rate at which Sensorium 2023 videos and responses are sampled
+BEHAVIOR_NAMES = ["pupil_dilation", "running_speed", "pupil_x", "pupil_y"]
+TIER_SPLITS = {
+    "train": "train",
+    "oracle": "val",
+    "live_test_main": "test",
+    "live_test_bonus": "test",
+    "final_test_main": "test",
+    "final_test_bonus": "test",
+    "none": None,
+}
+ARRAYS = ("videos", "responses", "behavior", "pupil_center")
+
+
+class SensoriumFormatError(ValueError):
+    """A source folder that does not follow the Sensorium 2023 layout; names mouse, file, problem."""
+
+
+@dataclass
+class Mouse:
+    """One mouse folder, its trials (in id order, tier ``none`` left out) and neuron metadata."""
+
+    folder: Path
+    session_id: str
+    trials: list[int]
+    tiers: dict[int, str]
+    unit_ids: np.ndarray
+    coordinates: np.ndarray
+    lengths: dict[int, int] = field(default_factory=dict)  # frames before the NaN padding
+    stim_dtype: type = np.uint8
+
+    def file(self, array: str, trial: int) -> Path:
+        return self.folder / "data" / array / f"{trial}.npy"
+
+    def fail(self, path: Path | str, problem: str):
+        rel = path.relative_to(self.folder) if isinstance(path, Path) else path
+        raise SensoriumFormatError(f"mouse {self.folder.name!r}: {rel}: {problem} (in {self.folder})")
+
+    def load(self, array: str, trial: int, mmap: bool = False) -> np.ndarray:
+        f = self.file(array, trial)
+        if not f.exists():
+            self.fail(f, f"missing (trial {trial} has tier {self.tiers[trial]!r})")
+        try:
+            return np.load(f, mmap_mode="r" if mmap else None)
+        except (ValueError, OSError) as e:
+            self.fail(f, f"cannot be read as .npy ({e})")
+
+
+def session_id_of(folder: Path) -> str:
+    """``dynamic29156-11-10-Video-8744ed...`` -> ``dynamic29156-11-10``: the hash adds nothing."""
+    return re.sub(r"-Video-[0-9a-fA-F]+$", "", folder.name)
+
+
+def find_mice(src: Path) -> list[Path]:
+    """``src`` itself if it is a mouse folder (``data/`` and ``meta/``), else its mouse subfolders."""
+    is_mouse = lambda d: (d / "data").is_dir() and (d / "meta").is_dir()  # noqa: E731
+    if not src.is_dir():
+        raise SensoriumFormatError(f"source {str(src)!r} does not exist or is not a directory")
+    if is_mouse(src):
+        return [src]
+    mice = sorted(d for d in src.iterdir() if d.is_dir() and is_mouse(d))
+    if not mice:
+        zips = sorted(p.name for p in src.glob("*.zip"))
+        hint = f"; unzip {zips[0]} and the others first" if zips else ""
+        raise SensoriumFormatError(f"source {str(src)!r} holds no Sensorium mouse folder (one with data/ and "
+                                   f"meta/){hint}")
+    return mice
+
+
+def _load_meta(folder: Path, rel: str, allow_pickle: bool = False) -> np.ndarray:
+    f = folder / rel
+    if not f.exists():
+        raise SensoriumFormatError(f"mouse {folder.name!r}: {rel}: missing (in {folder})")
+    try:
+        return np.load(f, allow_pickle=allow_pickle)
+    except ValueError as e:
+        if not allow_pickle and "allow_pickle" in str(e):
+            # tier names are often saved as an object array of str; this is the user's own download
+            return np.load(f, allow_pickle=True)
+        raise SensoriumFormatError(f"mouse {folder.name!r}: {rel}: cannot be read as .npy ({e}) (in {folder})")
+
+
+def read_mouse(folder: Path) -> Mouse:
+    """Read a mouse's metadata and list its trials; checks what can be checked without the data."""
+    tiers_arr = [str(t) for t in np.asarray(_load_meta(folder, "meta/trials/tiers.npy")).ravel()]
+    unit_ids = np.asarray(_load_meta(folder, "meta/neurons/unit_ids.npy"))
+    coords = np.asarray(_load_meta(folder, "meta/neurons/cell_motor_coordinates.npy"), dtype=np.float64)
+    mouse = Mouse(folder, session_id_of(folder), [], {}, unit_ids, coords)
+    if unit_ids.ndim != 1:
+        mouse.fail("meta/neurons/unit_ids.npy", f"expected (N,), got shape {unit_ids.shape}")
+    if coords.shape != (len(unit_ids), 3):
+        mouse.fail("meta/neurons/cell_motor_coordinates.npy",
+                   f"shape {coords.shape}, expected (N, 3) with N = {len(unit_ids)} from unit_ids.npy")
+    unknown = sorted(set(tiers_arr) - set(TIER_SPLITS))
+    if unknown:
+        mouse.fail("meta/trials/tiers.npy", f"unknown tiers {unknown}; expected {sorted(TIER_SPLITS)}")
+    videos = folder / "data" / "videos"
+    if not videos.is_dir():
+        mouse.fail("data/videos", "missing directory")
+    ids = []
+    for f in videos.glob("*.npy"):
+        if not f.stem.isdigit():
+            mouse.fail(f, "trial files must be named <trial id>.npy")
+        ids.append(int(f.stem))
+    for t in ids:
+        if t >= len(tiers_arr):
+            mouse.fail(f"data/videos/{t}.npy",
+                       f"trial {t} has no tier: meta/trials/tiers.npy has {len(tiers_arr)} entries")
+    mouse.tiers = {t: str(tiers_arr[t]) for t in range(len(tiers_arr))}
+    missing = [t for t, tier in mouse.tiers.items() if TIER_SPLITS[tier] is not None and t not in ids]
+    if missing:
+        mouse.fail(f"data/videos/{missing[0]}.npy", f"missing (trial {missing[0]} has tier "
+                                                    f"{mouse.tiers[missing[0]]!r}; {len(missing)} trials missing)")
+    mouse.trials = sorted(t for t in ids if TIER_SPLITS[mouse.tiers[t]] is not None)
+    if not any(TIER_SPLITS[mouse.tiers[t]] == "train" for t in mouse.trials):
+        mouse.fail("meta/trials/tiers.npy", "no trial has tier 'train'")
+    return mouse
+
+
+def trial_length(mouse: Mouse, trial: int) -> tuple[int, bool]:
+    """Frames before the NaN padding, and whether they all hold integers in 0..255."""
+    video = mouse.load("videos", trial)
+    f = mouse.file("videos", trial)
+    if video.ndim != 3 or video.shape[:2] != (36, 64):
+        mouse.fail(f, f"expected (36, 64, T), got shape {video.shape}")
+    finite = np.isfinite(video).all(axis=(0, 1)) if video.dtype.kind == "f" else np.ones(video.shape[2], bool)
+    if not finite.any():
+        mouse.fail(f, "no finite frame (the whole trial is padding)")
+    n = int(np.flatnonzero(finite)[-1]) + 1
+    if not finite[:n].all():
+        mouse.fail(f, f"NaN or inf in frame {int(np.flatnonzero(~finite[:n])[0])}, before the trial's end at frame {n}")
+    v = video[:, :, :n]
+    as_uint8 = bool(v.min() >= 0 and v.max() <= 255 and (video.dtype == np.uint8 or (v == np.round(v)).all()))
+    for array, rows in (("responses", len(mouse.unit_ids)), ("behavior", 2), ("pupil_center", 2)):
+        a = mouse.load(array, trial, mmap=True)  # only the header is read here
+        if a.ndim != 2 or a.shape[0] != rows:
+            why = " (N from meta/neurons/unit_ids.npy)" if array == "responses" else ""
+            mouse.fail(mouse.file(array, trial), f"expected ({rows}, T), got shape {a.shape}{why}")
+        if a.shape[1] < n:
+            mouse.fail(mouse.file(array, trial), f"{a.shape[1]} frames, fewer than the video's {n}")
+    return n, as_uint8
+
+
+def fill_nan(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Linear interpolation over time (axis 0) of NaN in each column of ``x`` (T, B); returns the count."""
+    bad = ~np.isfinite(x)
+    n = int(bad.sum())
+    if n:
+        t = np.arange(len(x))
+        for j in np.flatnonzero(bad.any(0)):
+            ok = ~bad[:, j]
+            x[:, j] = np.interp(t, t[ok], x[ok, j]) if ok.any() else np.nan
+    return x, n
+
+
+def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
+    """Write one mouse as a session at ``dest``; returns counts for the summary and provenance."""
+    scan = progress.add_task(f"scan  {mouse.session_id}", total=len(mouse.trials))
+    as_uint8 = True
+    for t in mouse.trials:
+        mouse.lengths[t], ok = trial_length(mouse, t)
+        as_uint8 &= ok
+        progress.advance(scan)
+    mouse.stim_dtype = np.uint8 if as_uint8 else np.float16
+    counts = dict(padding_frames_dropped=0, responses_nan_masked=0, responses_clipped=0, behavior_nan_filled=0)
+    n_frames = sum(mouse.lengths.values())
+    write = progress.add_task(f"write {mouse.session_id}", total=len(mouse.trials))
+    with SessionWriter(dest, n_frames=n_frames, n_neurons=len(mouse.unit_ids), frame_shape=(36, 64),
+                       behavior_names=BEHAVIOR_NAMES, stim_dtype=mouse.stim_dtype, dfs=True) as w:
+        for t in mouse.trials:
+            n = mouse.lengths[t]
+            video = mouse.load("videos", t)
+            stim = np.moveaxis(video[:, :, :n], -1, 0)
+            responses = mouse.load("responses", t)
+            robs = np.asarray(responses[:, :n].T, dtype=np.float32)
+            nan = np.isnan(robs)
+            counts["responses_nan_masked"] += int(nan.sum())
+            counts["responses_clipped"] += int((robs < 0).sum())
+            if np.isinf(robs).any():
+                mouse.fail(mouse.file("responses", t), "contains inf")
+            robs = np.where(nan, 0.0, np.maximum(robs, 0.0))
+            beh = np.concatenate([mouse.load("behavior", t)[:, :n], mouse.load("pupil_center", t)[:, :n]]).T
+            beh, filled = fill_nan(beh.astype(np.float64))
+            if np.isnan(beh).any():
+                col = BEHAVIOR_NAMES[int(np.flatnonzero(np.isnan(beh).any(0))[0])]
+                array = "behavior" if col in BEHAVIOR_NAMES[:2] else "pupil_center"
+                mouse.fail(mouse.file(array, t), f"{col} is NaN on every frame of the trial")
+            counts["behavior_nan_filled"] += filled
+            counts["padding_frames_dropped"] += video.shape[2] - n
+            w.append(stim=stim if as_uint8 else stim.astype(np.float16), robs=robs, behavior=beh,
+                     trial=np.full(n, t), dfs=~nan)
+            progress.advance(write)
+        splits = {s: [t for t in mouse.trials if TIER_SPLITS[mouse.tiers[t]] == s] for s in ("train", "val", "test")}
+        provenance = {
+            "source": "sensorium2023",
+            "source_folder": str(mouse.folder.resolve()),
+            "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "trial_tiers": {str(t): mouse.tiers[t] for t in mouse.trials},
+            "trials_dropped_tier_none": sorted(t for t, tier in mouse.tiers.items() if tier == "none"),
+            "responses": "deconvolved calcium activity, clipped at 0 (not spike counts)",
+            "neuron_coordinates": "meta/neurons/cell_motor_coordinates.npy",
+            **counts,
+        }
+        w.finish(session_id=mouse.session_id, frame_rate=FRAME_RATE, splits=splits, neuron_ids=mouse.unit_ids,
+                 neuron_coordinates=mouse.coordinates, provenance=provenance)
+    for key, what in (("responses_nan_masked", "NaN response bins masked through dfs"),
+                      ("behavior_nan_filled", "NaN behaviour values filled by interpolation")):
+        if counts[key]:
+            warnings.warn(f"mouse {mouse.folder.name!r}: {counts[key]} {what}", stacklevel=2)
+    return {"session_id": mouse.session_id, "neurons": len(mouse.unit_ids), "frames": n_frames,
+            "trials": {s: len(v) for s, v in splits.items()}, **counts}
+
+
+def convert(src: str | Path, dst: str | Path, overwrite: bool = False, show_progress: bool = True) -> list[dict]:
+    """Convert every mouse under ``src`` into sessions under ``dst``; returns one summary per session.
+
+    Refuses an existing ``dst`` unless ``overwrite``; an existing one is replaced only once the
+    whole import has succeeded.
+    """
+    src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    if dst.exists() and not overwrite:
+        raise FileExistsError(f"destination exists: {dst} (pass --overwrite to replace it)")
+    if src.resolve() == dst.resolve() or dst.resolve() in src.resolve().parents:
+        raise SensoriumFormatError(f"destination {str(dst)!r} contains the source {str(src)!r}; "
+                                   "replacing it would delete the source")
+    mice = [read_mouse(f) for f in find_mice(src)]
+    ids = [m.session_id for m in mice]
+    if len(set(ids)) != len(ids):  # the shortened names collide: keep the full folder names
+        for m in mice:
+            m.session_id = m.folder.name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp_dir(dst)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("trials"),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, disable=not show_progress) as progress:
+            summaries = [convert_mouse(m, tmp / m.session_id, progress) for m in mice]
+        for m in mice:
+            open_session(tmp / m.session_id)  # validates, and stores training statistics beside the data
+        replace_dir(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summaries
