@@ -6,17 +6,25 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from neuroenc.job_names import register_resolver
 from neuroenc.schema import register
 
 register()
+register_resolver()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    from neuroenc.resume import requested, run_of_this_job
+    from neuroenc.ddp import job_process_group
     from neuroenc.train import train  # heavy imports after Hydra has parsed the command line
 
-    result = train(cfg, HydraConfig.get().runtime.output_dir)
-    return result["best_val_bps_overall"]
+    run_dir = HydraConfig.get().runtime.output_dir
+    if requested(cfg.resume):  # continue in the run's own directory; this job's records where it went
+        run_dir = run_of_this_job(cfg.resume, HydraConfig.get())
+    with job_process_group():
+        result = train(cfg, run_dir)
+    return result.get("best_val_bps_overall")  # what an Optuna sweep maximises; {} on DDP ranks > 0
 
 
 if __name__ == "__main__":

@@ -49,6 +49,15 @@ def pooled_bits_per_spike(s_ylogr, s_r, s_y, n) -> torch.Tensor:
     return diff.sum() / (s_y.sum() * LN2)
 
 
+def session_slices(session_sizes: dict[str, int]) -> dict[str, slice]:
+    """Sessions laid end to end: neuron j of session s sits at ``slices[s].start + j``."""
+    out, start = {}, 0
+    for s, n in session_sizes.items():
+        out[s] = slice(start, start + int(n))
+        start += int(n)
+    return out
+
+
 class BitsPerSpike(Metric):
     """Accumulates the four per-neuron sums for a set of sessions laid end to end.
 
@@ -63,12 +72,8 @@ class BitsPerSpike(Metric):
     def __init__(self, session_sizes: dict[str, int], **kwargs):
         super().__init__(**kwargs)
         self.session_ids = list(session_sizes)
-        sizes = [int(session_sizes[s]) for s in self.session_ids]
-        offsets = [0]
-        for n in sizes[:-1]:
-            offsets.append(offsets[-1] + n)
-        self.slices = {s: slice(o, o + n) for s, o, n in zip(self.session_ids, offsets, sizes)}
-        total = sum(sizes)
+        self.slices = session_slices(session_sizes)
+        total = sum(int(n) for n in session_sizes.values())
         for name in ("s_ylogr", "s_r", "s_y", "n"):
             self.add_state(name, default=torch.zeros(total, dtype=torch.float64), dist_reduce_fx="sum")
 
@@ -101,3 +106,41 @@ class BitsPerSpike(Metric):
         for s, sl in self.slices.items():
             out[f"session/{s}"] = pooled_bits_per_spike(*(x[sl] for x in sums))
         return out
+
+
+class Correlation(Metric):
+    """Per-neuron Pearson correlation of predicted rate and count over the valid scored bins of a
+    split, for sessions laid end to end as in :class:`BitsPerSpike` (same ``update`` arguments).
+
+    Accumulated as float64 sums (x = rate, y = count): n, S_x, S_y, S_xx, S_yy, S_xy, so the
+    value is exact batch by batch and across DDP ranks. NaN where a neuron's count or predicted
+    rate does not vary over the split.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    SUMS = ("n", "s_x", "s_y", "s_xx", "s_yy", "s_xy")
+
+    def __init__(self, session_sizes: dict[str, int], **kwargs):
+        super().__init__(**kwargs)
+        self.slices = session_slices(session_sizes)
+        total = sum(int(n) for n in session_sizes.values())
+        for name in self.SUMS:
+            self.add_state(name, default=torch.zeros(total, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, session: str, rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> None:
+        sl = self.slices[session]
+        m = mask.to(torch.float64)
+        x = torch.where(m > 0, rates.detach().to(torch.float64), torch.zeros_like(m))
+        y = torch.where(m > 0, counts.detach().to(torch.float64), torch.zeros_like(m))
+        dims = tuple(range(m.ndim - 1))
+        idx = torch.arange(sl.start, sl.stop, device=self.n.device)
+        for name, v in zip(self.SUMS, (m, x, y, x * x, y * y, x * y)):
+            setattr(self, name, getattr(self, name).index_add(0, idx, v.sum(dims)))
+
+    def compute(self) -> torch.Tensor:
+        """``(total neurons,)`` correlations."""
+        n = self.n
+        cov = n * self.s_xy - self.s_x * self.s_y
+        var = (n * self.s_xx - self.s_x**2) * (n * self.s_yy - self.s_y**2)
+        return torch.where(var > 0, cov / var.clamp(min=1e-300).sqrt(), torch.full_like(cov, float("nan")))

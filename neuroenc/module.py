@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import lightning as L
+import numpy as np
 import torch
 
 from neuroenc.metrics import BitsPerSpike
@@ -18,16 +19,33 @@ def poisson_loss(rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) 
     return (nll * m).sum() / m.sum().clamp(min=1)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient; the message names step and session."""
+
+
 class EncoderModule(L.LightningModule):
-    """Trains an :class:`Encoder`; a batch holds windows of one session (``batch["session"]``)."""
+    """Trains an :class:`Encoder`; a batch holds windows of one session (``batch["session"]``).
+
+    Training randomness (readout position noise, dropout) is drawn from torch's generator seeded
+    by ``(seed, rank, epoch, batch)`` at every batch, so a run resumed from a checkpoint draws the
+    same numbers as one that never stopped. A non-finite loss or gradient stops training with
+    :class:`NonFiniteLossError` before the optimizer step, so no checkpoint holds its effect.
+    ``config`` and ``data_info`` go into every checkpoint: :func:`neuroenc.load` rebuilds the model
+    from them.
+    """
 
     def __init__(self, encoder: Encoder, n_neurons: dict[str, int], optim: dict, has_oracle: bool = False,
-                 config: dict | None = None):
+                 config: dict | None = None, data_info: dict | None = None, seed: int = 0):
         super().__init__()
         self.encoder = encoder
         self.session_ids = list(n_neurons)
         self.optim = dict(optim)
         self.config = config
+        self.data_info = data_info
+        self.seed = int(seed)
+        self.environment: dict | None = None  # set by train(); stored in checkpoints
+        self.val_step: int | None = None  # global step of the scores in last_val
+        self._batch: tuple[str, int] = ("", -1)  # session and index of the batch being trained
         self.val_bps = BitsPerSpike(n_neurons)
         self.val_oracle = BitsPerSpike(n_neurons) if has_oracle else None
         self.last_val: dict[str, float] = {}
@@ -39,18 +57,45 @@ class EncoderModule(L.LightningModule):
     def _session(self, batch: dict) -> str:
         return self.session_ids[int(batch["session"][0])]
 
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        key = [self.seed, self.global_rank, self.current_epoch, batch_idx]
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0]))
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         rates = self(batch)
         loss = poisson_loss(rates, batch["robs"], batch["mask"])
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"non-finite training loss ({loss.item()}) "
+                                     f"{self._where(self._session(batch), batch_idx)}")
+        self._batch = (self._session(batch), batch_idx)
         self.log("train_loss", loss, prog_bar=True, batch_size=batch["stim"].shape[0])
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def _where(self, session: str, batch_idx: int) -> str:
+        return (f"at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}) in session "
+                f"{session!r}; training stopped, no checkpoint was written after the last good step")
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # with fp16 a GradScaler skips steps with inf gradients by design; otherwise they would
+        # turn every weight into NaN at this step
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads or torch.stack([torch.isfinite(g).all() for g in grads]).all():  # one device sync
+            return
+        bad = [n for n, p in self.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+        if bad:
+            session, batch_idx = self._batch
+            raise NonFiniteLossError(f"non-finite gradient of {bad[:5]}{' ...' if len(bad) > 5 else ''} "
+                                     f"{self._where(session, batch_idx)}")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         session = self._session(batch)
         rates = self(batch)
         self.val_bps.update(session, rates, batch["robs"], batch["mask"])
         if self.val_oracle is not None:
             self.val_oracle.update(session, batch["rates"], batch["robs"], batch["mask"])
+        return rates  # for callbacks that score more than bits per spike (neuroenc.evaluate)
 
     def on_validation_epoch_end(self) -> None:
         scores = {f"val_bps_{k}" if "/" not in k else f"val_bps/{k.split('/', 1)[1]}": v
@@ -63,6 +108,7 @@ class EncoderModule(L.LightningModule):
             self.val_oracle.reset()
         self.val_bps.reset()
         self.last_val = {k: float(v) for k, v in scores.items()}
+        self.val_step = self.global_step
         # already reduced across ranks by torchmetrics: no further sync
         overall = scores.pop("val_bps_overall")
         self.log("val_bps_overall", overall.float(), prog_bar=True)
@@ -84,4 +130,11 @@ class EncoderModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["neuroenc"] = {"config": self.config, "session_ids": self.session_ids}
+        checkpoint["neuroenc"] = {
+            "config": self.config,
+            "session_ids": self.session_ids,
+            "data_info": self.data_info,
+            "environment": self.environment,
+            # what validation gave for these weights (None when they moved on since, mid-epoch)
+            "val_scores": dict(self.last_val) if self.val_step == self.global_step and self.last_val else None,
+        }

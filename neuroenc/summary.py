@@ -10,15 +10,39 @@ import lightning as L
 
 
 class RunSummary(L.Callback):
-    """Collects what ``metrics.json`` reports: best/final val bits per spike, step times, sizes."""
+    """Collects what ``metrics.json`` reports: best/final val bits per spike, step times, sizes.
+
+    Its state (history, initial scores, time and steps so far) goes into every checkpoint, so the
+    ``metrics.json`` of a resumed run covers the whole run.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.history: list[dict] = []
         self.step_times: list[float] = []
         self.init_scores: dict | None = None
+        self.resumed_at: list[int] = []  # global steps at which the run was resumed
         self._t0 = 0.0
         self._fit_start = time.perf_counter()
+        self._before = {"wall_time_s": 0.0, "step_time_sum": 0.0, "step_count": 0}  # earlier processes
+
+    def state_dict(self) -> dict:
+        return {"history": self.history, "init_scores": self.init_scores, "resumed_at": self.resumed_at,
+                "wall_time_s": self._wall_time(), "step_time_sum": self._before["step_time_sum"] + sum(self.step_times),
+                "step_count": self._before["step_count"] + len(self.step_times)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = list(state["history"])
+        self.init_scores = state["init_scores"]
+        self.resumed_at = list(state["resumed_at"])
+        self._before = {k: state[k] for k in self._before}
+
+    def on_train_start(self, trainer, pl_module):
+        if trainer.ckpt_path is not None:
+            self.resumed_at.append(trainer.global_step)
+
+    def _wall_time(self) -> float:
+        return self._before["wall_time_s"] + time.perf_counter() - self._fit_start
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._t0 = time.perf_counter()
@@ -38,6 +62,7 @@ class RunSummary(L.Callback):
 
     def write(self, trainer, module, checkpoint_cb, status: str = "finished", error: str | None = None) -> dict:
         best = max(self.history, key=lambda r: r["val_bps_overall"]) if self.history else None
+        timed_steps = self._before["step_count"] + len(self.step_times)
         final = self.history[-1] if self.history else None
         per_session = lambda r: {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("val_bps/")}  # noqa: E731
         out = {
@@ -52,8 +77,10 @@ class RunSummary(L.Callback):
             "init_val_bps_overall": self.init_scores and self.init_scores["val_bps_overall"],
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
-            "wall_time_s": time.perf_counter() - self._fit_start,
-            "mean_train_step_s": sum(self.step_times) / len(self.step_times) if self.step_times else None,
+            "wall_time_s": self._wall_time(),
+            "mean_train_step_s": ((self._before["step_time_sum"] + sum(self.step_times)) / timed_steps
+                                  if timed_steps else None),
+            "resumed_at_steps": self.resumed_at,
             "parameters": module.encoder.parameter_counts(),
             "best_checkpoint": checkpoint_cb.best_model_path or None,
             "last_checkpoint": checkpoint_cb.last_model_path or None,

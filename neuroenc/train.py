@@ -7,27 +7,35 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from omegaconf import DictConfig
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from neuroenc import environment
 from neuroenc.build import build_datamodule, build_module
+from neuroenc.ddp import launch_ranks_per_job
+from neuroenc.loggers import build_loggers, finish_loggers
+from neuroenc.per_neuron import BestPerNeuron
+from neuroenc.checkpointing import AtomicCheckpointIO, checkpoint_callbacks
+from neuroenc.resume import checkpoint_to_continue
 from neuroenc.summary import RunSummary
 from neuroenc.validate import check
 
 log = logging.getLogger(__name__)
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
-    return [instantiate(node, save_dir=str(run_dir), _convert_="all")
-            for node in cfg.logger.values() if node is not None]
-
-
 def train(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train as configured; all outputs go under ``run_dir``. Returns the metrics.json content."""
+    """Train as configured; all outputs go under ``run_dir``. Returns the metrics.json content.
+
+    With ``cfg.resume`` set, continues the run in ``run_dir`` from its ``checkpoints/last.ckpt``.
+    An error during fitting (a non-finite loss, say) is recorded in metrics.json (status
+    'failed') and raised; the checkpoints written before it stay as they were.
+    """
     check(cfg)
     run_dir = Path(run_dir)
+    resume_from = checkpoint_to_continue(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -35,20 +43,37 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     datamodule.prepare_data()
     info = datamodule.info
     module = build_module(cfg, info)
+    module.environment = environment.collect()
+    if rank_zero_only.rank == 0:
+        environment.record(run_dir, module.environment, resumed=resume_from is not None)
+        if resume_from is None:  # .hydra/config.yaml keeps interpolations (${seed}, ${oc.env:...})
+            (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch:03d}-{step}",
-                                 monitor="val_bps_overall", mode="max", save_last=True)
+    checkpoint, *mid_epoch = checkpoint_callbacks(cfg, run_dir / "checkpoints")
     summary = RunSummary(run_dir / "metrics.json")
     loggers = build_loggers(cfg, run_dir)
-    callbacks = [checkpoint, summary] + ([LearningRateMonitor("step")] if loggers else [])
+    per_neuron = BestPerNeuron(run_dir / "per_neuron.csv", datamodule.sessions)
+    callbacks = [checkpoint, *mid_epoch, summary, per_neuron] + ([LearningRateMonitor("step")] if loggers else [])
+    launch_ranks_per_job()
+    # a step trains one session's readout, so the other readouts get no gradient: DDP must know
+    strategy = "ddp_find_unused_parameters_true" if cfg.trainer.strategy == "ddp" else cfg.trainer.strategy
     trainer = instantiate(cfg.trainer, _convert_="all", default_root_dir=str(run_dir), logger=loggers or False,
-                          callbacks=callbacks, use_distributed_sampler=False)
-    if cfg.eval_init:
+                          strategy=strategy, callbacks=callbacks, use_distributed_sampler=False, plugins=[AtomicCheckpointIO()])
+    if cfg.eval_init and resume_from is None:  # a resumed run has the initial scores in its checkpoint
         trainer.validate(module, datamodule=datamodule, verbose=False)
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    except BaseException as e:
+        status = "failed" if isinstance(e, Exception) else "interrupted"
+        if trainer.is_global_zero:
+            result = summary.write(trainer, module, checkpoint, status=status, error=f"{type(e).__name__}: {e}")
+            finish_loggers(loggers, result, [])  # the next job of a sweep must not log into this run
+        raise
+    if not trainer.is_global_zero:  # DDP ranks > 0: rank 0 writes the run's files
+        return {}
     result = summary.write(trainer, module, checkpoint)
-    if trainer.is_global_zero:
-        report(result, run_dir, loggers)
+    finish_loggers(loggers, result, per_neuron.write())
+    report(result, run_dir, loggers)
     return result
 
 

@@ -6,6 +6,8 @@ composes; these catch values that are well typed but impossible. Each message na
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
@@ -19,16 +21,18 @@ class ConfigError(ValueError):
 
 POSITIVE_INT_KEYS = {"window", "batch_size", "num_channels", "out_channels", "hidden_dim", "stride",
                      "dilation", "num_sessions", "trial_frames", "height", "width", "neurons_min",
-                     "neurons_max", "trials_train"}
+                     "neurons_max", "trials_train", "embedding_dim", "num_heads", "head_dim", "ff_dim"}
 NON_NEGATIVE_KEYS = {"burn_in", "num_workers", "beh_emb_dim", "trials_val", "trials_test", "weight_decay",
-                     "warmup_steps", "max_eye_shift"}
+                     "warmup_steps", "max_eye_shift", "padding", "num_spatial_blocks", "num_temporal_blocks",
+                     "num_registers"}
 
 
 def _walk(node, prefix: str = ""):
     if isinstance(node, DictConfig):
         for k in node.keys():
             v = node._get_node(k)
-            yield from _walk(v if isinstance(v, (DictConfig, ListConfig)) else node[k], f"{prefix}{k}.")
+            container = isinstance(v, (DictConfig, ListConfig)) and not v._is_none()  # a null list is a leaf
+            yield from _walk(v if container else node[k], f"{prefix}{k}.")
     elif isinstance(node, ListConfig):
         for i, v in enumerate(node):
             yield from _walk(v, f"{prefix[:-1]}[{i}].")
@@ -50,7 +54,7 @@ def check(cfg: DictConfig) -> None:
             raise ConfigError(key, f"must be positive, got {v}")
         if leaf in NON_NEGATIVE_KEYS and isinstance(v, (int, float)) and v < 0:
             raise ConfigError(key, f"must not be negative, got {v}")
-        if (leaf == "dropout" or leaf.endswith("_dropout")) and not 0 <= v < 1:
+        if (leaf in ("dropout", "drop_path") or leaf.endswith("_dropout")) and not 0 <= v < 1:
             raise ConfigError(key, f"must be in [0, 1), got {v}")
         if leaf == "kernel_size":
             sizes = list(v) if isinstance(v, (list, tuple, ListConfig)) else [v]
@@ -58,7 +62,12 @@ def check(cfg: DictConfig) -> None:
                 raise ConfigError(key, f"sizes must be positive, got {sizes}")
         if leaf == "lr" and v <= 0:
             raise ConfigError(key, f"must be positive, got {v}")
+        if leaf in ("every_n_train_steps", "every_n_minutes") and v <= 0:
+            raise ConfigError(key, f"must be positive, or null to turn this trigger off; got {v}")
     d = cfg.data
+    root = d.get("root")
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise ConfigError("data.root", f"{root!r} is not a directory (resolved: {Path(root).expanduser().resolve()})")
     if d.burn_in >= d.window:
         raise ConfigError("data.burn_in", f"{d.burn_in} leaves no scored frame in a window of data.window={d.window}")
     sim = d.get("simulation")

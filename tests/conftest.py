@@ -38,6 +38,31 @@ TINY_MODEL = [
     "modulator.hidden_dim=8",
     "modulator.beh_emb_dim=4",
 ]
+# Smaller still, for tests that train several runs (resume, reproducibility, evaluation): 2
+# sessions of 6 training trials -> 6 steps per epoch, seconds per epoch on a busy CPU.
+MICRO_DATA = [
+    "data.simulation.num_sessions=2",
+    "data.simulation.neurons_min=8",
+    "data.simulation.neurons_max=10",
+    "data.simulation.trials_train=6",
+    "data.simulation.trials_val=2",
+    "data.simulation.trials_test=1",
+    "data.simulation.trial_frames=60",
+    "data.simulation.height=12",
+    "data.simulation.width=16",
+    "data.window=24",
+    "data.burn_in=8",
+    "data.batch_size=8",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+MICRO_MODEL = [
+    "frontend.num_channels=2",
+    "frontend.kernel_size=4",
+    "convnet.stages=[{out_channels:4,kernel_size:[2,3,3],stride:1}]",
+    "modulator=none",
+]
+MICRO = MICRO_DATA + MICRO_MODEL
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -64,3 +89,16 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 600, module: str = "neuro
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+# One trained MICRO run shared by the tests that need a checkpoint (load, evaluate, reproducibility).
+MICRO_RUN = [*MICRO, "trainer.max_epochs=2", "optim.lr=0.01", "optim.warmup_steps=2", "seed=2", "logger.csv=null"]
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory, data_cache) -> tuple[Path, dict]:
+    """``(run dir, metrics.json content)`` of ``train`` on :data:`MICRO_RUN`, in this process."""
+    from neuroenc.train import train
+
+    run_dir = tmp_path_factory.mktemp("micro-run")
+    return run_dir, train(compose_config(MICRO_RUN), run_dir)

@@ -21,13 +21,13 @@ LEARNABLE = [
 
 
 def test_tiny_training_run_writes_checkpoint_and_metrics_and_learns(tmp_path):
-    r = run_cli([*LEARNABLE, "trainer.max_epochs=4", "trainer.enable_progress_bar=false"], cwd=tmp_path)
+    r = run_cli([*LEARNABLE, "trainer.max_epochs=8", "trainer.enable_progress_bar=false"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     (metrics_file,) = list((tmp_path / "outputs").rglob("metrics.json"))
     run_dir = metrics_file.parent
     m = json.loads(metrics_file.read_text())
     assert m["status"] == "finished"
-    assert m["epochs"] == 4 and m["steps"] > 0
+    assert m["epochs"] == 8 and m["steps"] > 0
     assert list((run_dir / "checkpoints").glob("best-*.ckpt")) and (run_dir / "checkpoints" / "last.ckpt").exists()
     assert (run_dir / "csv").is_dir()
     assert m["best_val_bps_overall"] > 0

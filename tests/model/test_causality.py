@@ -3,7 +3,9 @@
 import pytest
 import torch
 
+from neuroenc.model.convnet.hybrid import Hybrid
 from neuroenc.model.convnet.resnet import ResNet
+from neuroenc.model.convnet.vivit import ViViT
 from neuroenc.model.encoder import Encoder
 from neuroenc.model.frontend import LearnableTemporalFrontend, PixelFrontend
 from neuroenc.model.modulator import ConvGRUModulator, NoModulator
@@ -21,7 +23,14 @@ FRONTENDS = {
     "learnable_temporal_aa": lambda: LearnableTemporalFrontend(1, 3, 6, anti_aliasing=True),
     "none": lambda: PixelFrontend(1),
 }
-CONVNETS = {"resnet": lambda c: ResNet(c, STAGES)}
+TRANSFORMER = dict(embedding_dim=8, num_heads=2, ff_dim=16, num_temporal_blocks=2)
+CONVNETS = {
+    "resnet": lambda c: ResNet(c, STAGES),
+    # overlapping tubelets with past padding: tubelets end at frames 3, 7, ..., 23
+    "vivit": lambda c: ViViT(c, {"kernel_size": [6, 3, 3], "stride": [4, 3, 3], "padding": [2, 1, 0]},
+                             num_spatial_blocks=1, num_registers=1, **TRANSFORMER),
+    "hybrid": lambda c: Hybrid(c, STAGES[:2], **TRANSFORMER),
+}
 MODULATORS = {
     "convgru": lambda c: ConvGRUModulator(c, NB, hidden_dim=5, beh_emb_dim=3),
     "none": lambda c: NoModulator(c, NB),
@@ -33,7 +42,9 @@ def make_encoder(frontend, convnet, modulator):
     f = FRONTENDS[frontend]()
     c = CONVNETS[convnet](f.out_channels)
     m = MODULATORS[modulator](c.out_channels)
-    return Encoder(f, c, m, {"s": GaussianReadout(m.out_channels, 7)}).eval()
+    readout = GaussianReadout(m.out_channels, 7)
+    torch.nn.init.normal_(readout.features)  # an untrained readout ignores its input: give it weights
+    return Encoder(f, c, m, {"s": readout}).eval()
 
 
 def assert_causal(encoder, t0: int, expect_change_after: bool = True, what: str = "stim"):

@@ -104,6 +104,7 @@ def test_readout_shape_and_bias_starts_at_mean_rate(nonlinearity):
 def test_readout_reads_mean_position_in_eval_and_samples_in_training():
     torch.manual_seed(0)
     ro = GaussianReadout(2, 4)
+    torch.nn.init.normal_(ro.features)  # untrained weights are zero: the output would not depend on position
     x = torch.randn(3, 2, 5, 9, 9)
     ro.eval()
     torch.testing.assert_close(ro(x), ro(x))

@@ -1,0 +1,130 @@
+"""``neuroenc.load(path)`` (this module's :func:`load`): a trained encoder from a checkpoint, ready for prediction.
+
+A checkpoint carries what is needed to rebuild its model without the data: the resolved
+config, the session ids and the data shapes (``checkpoint["neuroenc"]``, written by
+:class:`~neuroenc.module.EncoderModule`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from neuroenc.build import build_datamodule, build_encoder
+from neuroenc.data.datamodule import DatasetInfo
+from neuroenc.model.encoder import Encoder
+
+# the config groups that decide the model's parameters; everything else (data source, trainer,
+# optimiser, logging) may differ between a checkpoint and the config it is used with
+MODEL_KEYS = ("frontend", "convnet", "modulator", "readout")
+
+
+class ConfigMismatchError(ValueError):
+    """A checkpoint used with a config it was not trained with; lists every differing key."""
+
+    def __init__(self, what: str, differences: list[str]):
+        super().__init__(f"{what} does not match the config in {len(differences)} key(s):\n  "
+                         + "\n  ".join(differences))
+        self.differences = differences
+
+
+def _plain(config) -> Any:
+    if isinstance(config, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(config, resolve=True)
+    return config
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"convnet.stages[0].stride": 2, ...}``: one entry per leaf (empty containers are leaves)."""
+    if isinstance(node, dict) and node:
+        out = {}
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(node, (list, tuple)) and node:
+        out = {}
+        for i, v in enumerate(node):
+            out.update(flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: node}
+
+
+def _under(key: str, roots) -> bool:
+    return any(key == r or key.startswith((f"{r}.", f"{r}[")) for r in roots)
+
+
+def config_differences(stored, given, only=None, ignore=()) -> list[str]:
+    """``"<key>: checkpoint <a>, config <b>"`` for every leaf that differs, limited to keys under
+    ``only`` (top-level names; all when None) and not under ``ignore``."""
+    a, b = flatten(_plain(stored)), flatten(_plain(given))
+    missing = object()
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if (only is not None and not _under(key, only)) or _under(key, ignore):
+            continue
+        va, vb = a.get(key, missing), b.get(key, missing)
+        if va != vb:
+            show = lambda v: "(absent)" if v is missing else repr(v)  # noqa: E731
+            out.append(f"{key}: checkpoint {show(va)}, config {show(vb)}")
+    return out
+
+
+def read_checkpoint(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    # a Lightning checkpoint holds optimizer and loop state besides tensors: not weights-only;
+    # memory-mapped, so reading the config of a large checkpoint does not read its tensors
+    ckpt = torch.load(path, map_location=map_location, weights_only=False, mmap=True)
+    if "neuroenc" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"checkpoint {str(path)!r} was not written by neuroenc training "
+                         f"(no 'neuroenc' entry; keys: {sorted(ckpt)})")
+    return ckpt
+
+
+def data_info(ckpt: dict, config: DictConfig) -> DatasetInfo:
+    """The data shapes the model was built for; from the data itself for checkpoints without them."""
+    stored = ckpt["neuroenc"].get("data_info")
+    if stored is not None:
+        return DatasetInfo(**{**stored, "frame_shape": tuple(stored["frame_shape"])})
+    dm = build_datamodule(config)  # a checkpoint from before data_info was stored: open the data
+    dm.prepare_data()
+    return dm.info
+
+
+def load(path, config=None, map_location="cpu") -> Encoder:
+    """The encoder of checkpoint ``path`` in eval mode, with ``.config`` (the resolved training
+    config), ``.session_ids``, ``.info`` (data shapes) and ``.checkpoint`` (path, epoch, step,
+    and the validation scores logged at that step).
+
+    Predict with ``model(stim (B, C, T, H, W), behavior (B, T, n_behavior), session_id)`` ->
+    rates ``(B, T, N)``, inputs normalised as in training (``WindowDataset``).
+    With ``config`` (a composed config), raises :class:`ConfigMismatchError` listing every key of
+    the model groups (frontend, convnet, modulator, readout) where it differs from the checkpoint's.
+    """
+    ckpt = read_checkpoint(path, map_location)
+    stored = OmegaConf.create(ckpt["neuroenc"]["config"])
+    if config is not None:
+        diffs = config_differences(stored, config, only=MODEL_KEYS)
+        if diffs:
+            raise ConfigMismatchError(f"checkpoint {str(path)!r}", diffs)
+    info = data_info(ckpt, stored)
+    model = build_encoder(stored, info)
+    weights = {k.removeprefix("encoder."): v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+    try:
+        result = model.load_state_dict(weights, strict=False)
+        problem = (f"missing {result.missing_keys[:10]}, unexpected {result.unexpected_keys[:10]}"
+                   if result.missing_keys or result.unexpected_keys else None)
+    except RuntimeError as e:  # a tensor of another shape
+        problem = str(e)
+    if problem:
+        raise ValueError(f"checkpoint {str(path)!r}: its weights do not fit the model its config builds "
+                         f"(was the code changed since?): {problem}")
+    model.config = stored
+    model.info = info
+    model.checkpoint = {"path": str(path), "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
+                        "val_scores": ckpt["neuroenc"].get("val_scores")}
+    return model.eval().to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")

@@ -1,0 +1,49 @@
+"""A hybrid core: ResNet stages for space, then causal transformer blocks for time."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from neuroenc.model.convnet.resnet import ResNet
+from neuroenc.model.convnet.transformer import (CausalTemporalBlocks, check_block_args, drop_path_rates,
+                                                resolve_head_dim)
+from neuroenc.model.layers import ChannelRMSNorm
+from neuroenc.validate import ConfigError
+
+
+class Hybrid(nn.Module):
+    """``(B, C, T, H, W)`` -> ``(B, embedding_dim, T, H', W')``, one map per frame.
+
+    The causal ResNet ``stages`` keep spatial detail (``H', W'`` as the ResNet gives them; time is
+    never strided); a 1x1 projection to ``embedding_dim`` (when the channels differ); then
+    ``num_temporal_blocks`` causal attention blocks over all frames of the window at each spatial
+    position, and a LayerNorm. Frame t's features depend on frames <= t only.
+    """
+
+    def __init__(self, in_channels: int, stages: list, embedding_dim: int = 64, num_temporal_blocks: int = 2,
+                 num_heads: int = 4, head_dim: int | None = None, ff_dim: int = 256, activation: str = "gelu",
+                 dropout: float = 0.0, attn_dropout: float = 0.0, drop_path: float = 0.0):
+        super().__init__()
+        check_block_args(embedding_dim, ff_dim, activation, drop_path)
+        head_dim = resolve_head_dim(embedding_dim, num_heads, head_dim)
+        if num_temporal_blocks < 0:
+            raise ConfigError("convnet.num_temporal_blocks", "must not be negative")
+        self.resnet = ResNet(in_channels, stages)
+        c = self.resnet.out_channels
+        self.proj = (nn.Identity() if c == embedding_dim else
+                     nn.Sequential(nn.Conv3d(c, embedding_dim, 1, bias=False), ChannelRMSNorm(embedding_dim)))
+        self.temporal = CausalTemporalBlocks(embedding_dim, num_temporal_blocks, num_heads, head_dim, ff_dim,
+                                             activation, dropout, attn_dropout,
+                                             drop_path_rates(drop_path, num_temporal_blocks))
+        self.norm = nn.LayerNorm(embedding_dim)
+        self.out_channels = embedding_dim
+
+    def named_stages(self) -> list[tuple[str, nn.Module]]:
+        """The stages the inspector reports, each mapping ``(B, C, T, H, W)``-shaped tensors."""
+        return [*((f"resnet stage {i}", s) for i, s in enumerate(self.resnet.stages)),
+                ("temporal blocks", self.temporal)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.temporal(self.proj(self.resnet(x)))
+        return self.norm(x.movedim(1, -1)).movedim(-1, 1)

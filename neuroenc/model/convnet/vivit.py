@@ -1,0 +1,174 @@
+"""A factorised video transformer core (ViViT): tubelet tokens, spatial blocks per token time,
+causal temporal blocks per spatial position, then a causal map from token times back to frames."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from neuroenc.model.convnet.transformer import (CausalTemporalBlocks, TransformerBlock, check_block_args,
+                                                drop_path_rates, resolve_head_dim, sincos_2d)
+from neuroenc.validate import ConfigError
+
+
+def _sizes(value, key: str, minimum: int) -> tuple[int, int, int]:
+    sizes = tuple(int(v) for v in value)
+    if len(sizes) != 3:
+        raise ConfigError(f"convnet.tokenizer.{key}", f"needs 3 sizes (t, h, w), got {list(value)}")
+    if any(s < minimum for s in sizes):
+        raise ConfigError(f"convnet.tokenizer.{key}", f"sizes must be >= {minimum}, got {list(sizes)}")
+    return sizes
+
+
+class TubeletTokenizer(nn.Module):
+    """Non-overlapping or overlapping 3-D tubelets projected to ``embedding_dim``, then LayerNorm.
+
+    ``(B, C, T, H, W)`` -> ``(B, D, T', H', W')``. ``kernel_size`` defaults to ``stride``
+    (non-overlapping tubelets). Padding in time adds past frames only (zeros before the first
+    frame), so tubelet i covers frames ``[i*st - pt, i*st - pt + kt - 1]`` and none reaches past the
+    window; padding in space is symmetric.
+    """
+
+    def __init__(self, in_channels: int, embedding_dim: int, kernel_size=None, stride=(4, 4, 4), padding=(0, 0, 0)):
+        super().__init__()
+        self.stride = _sizes(stride, "stride", 1)
+        self.kernel_size = self.stride if kernel_size is None else _sizes(kernel_size, "kernel_size", 1)
+        self.padding = _sizes(padding, "padding", 0)
+        if any(p >= k for p, k in zip(self.padding, self.kernel_size)):
+            raise ConfigError("convnet.tokenizer.padding", f"{list(self.padding)} must be smaller than the kernel "
+                                                           f"{list(self.kernel_size)} on every axis (t, h, w)")
+        self.proj = nn.Conv3d(in_channels, embedding_dim, self.kernel_size, self.stride,
+                              padding=(0, self.padding[1], self.padding[2]))
+        self.norm = nn.LayerNorm(embedding_dim)
+
+    def grid(self, t: int, h: int, w: int) -> tuple[int, int, int]:
+        """Token grid ``(T', H', W')`` for an input of ``t x h x w``; a size < 1 means it does not fit."""
+        (kt, kh, kw), (st, sh, sw), (pt, ph, pw) = self.kernel_size, self.stride, self.padding
+        return (t + pt - kt) // st + 1, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+    def check_input(self, shape: tuple[int, int, int]) -> None:
+        t, h, w = shape
+        if min(self.grid(t, h, w)) < 1:
+            raise ConfigError("convnet.tokenizer.kernel_size",
+                              f"tubelets of {list(self.kernel_size)} (t, h, w) with padding {list(self.padding)} "
+                              f"do not fit an input of {t}x{h}x{w} frames x pixels; make them smaller or the "
+                              "window / frames larger")
+
+    def token_of_frame(self, t: int) -> torch.Tensor:
+        """``(t,)`` index of the newest token whose tubelet ends at or before each frame; -1: none yet."""
+        kt, st, pt = self.kernel_size[0], self.stride[0], self.padding[0]
+        frames = torch.arange(t)
+        # tubelet i ends at frame i*st - pt + kt - 1
+        return torch.div(frames + pt - kt + 1, st, rounding_mode="floor").clamp(min=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.proj(F.pad(x, (0, 0, 0, 0, self.padding[0], 0)))
+        return self.norm(y.movedim(1, -1)).movedim(-1, 1)
+
+
+class TokenDropout(nn.Module):
+    """In training, each token's content is replaced by zeros with probability ``p`` (its position
+    code is added later, so the grid stays whole: the readout needs a feature everywhere)."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ConfigError("convnet.patch_dropout", f"must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        b, _, t, h, w = x.shape
+        keep = torch.rand(b, 1, t, h, w, device=x.device) >= self.p
+        return x * keep.to(x.dtype)
+
+
+class SpatialBlocks(nn.Module):
+    """Self-attention over the ``H' x W'`` tokens of each token time, with a 2-D (row, column) code.
+
+    ``(B, D, T', H', W')`` -> same. Not causal: every token of a time step sees all the others
+    (``causal=True`` masks them in raster order, only to reproduce old runs). Optional register
+    tokens join each step's sequence and are dropped after the last block.
+    """
+
+    def __init__(self, dim: int, depth: int, num_heads: int, head_dim: int, ff_dim: int, activation: str,
+                 dropout: float, attn_dropout: float, drop_path: list[float], num_registers: int = 0,
+                 causal: bool = False):
+        super().__init__()
+        if num_registers < 0:
+            raise ConfigError("convnet.num_registers", f"must not be negative, got {num_registers}")
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, num_heads, head_dim, ff_dim, activation, dropout, attn_dropout, dp, causal=causal)
+            for dp in drop_path[:depth])
+        self.registers = nn.Parameter(torch.randn(1, num_registers, dim) * 0.02) if num_registers else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.blocks:
+            return x
+        b, d, t, h, w = x.shape
+        s = rearrange(x, "b d t h w -> (b t) (h w) d") + sincos_2d(h, w, d, device=x.device).to(x.dtype)
+        r = 0 if self.registers is None else self.registers.shape[1]
+        if r:
+            s = torch.cat([self.registers.to(s.dtype).expand(s.shape[0], -1, -1), s], 1)
+        for block in self.blocks:
+            s = block(s)
+        return rearrange(s[:, r:], "(b t) (h w) d -> b d t h w", b=b, h=h)
+
+
+class ViViT(nn.Module):
+    """Factorised video transformer core: ``(B, C, T, H, W)`` -> ``(B, embedding_dim, T, H', W')``.
+
+    Tubelet tokens ``(T', H', W')`` go through ``num_spatial_blocks`` blocks over the tokens of each
+    token time and ``num_temporal_blocks`` causal blocks over token times at each position. The
+    output keeps the encoder's contract of one feature map per input frame: frame t gets the
+    features of the newest token whose tubelet ends at or before t (so nothing after t), and frames
+    before the first complete tubelet get a learned 'no token yet' feature. Features therefore
+    change every ``tokenizer.stride[0]`` frames and are up to ``stride[0] - 1`` frames old.
+    """
+
+    def __init__(self, in_channels: int, tokenizer: dict, embedding_dim: int = 64, num_spatial_blocks: int = 2,
+                 num_temporal_blocks: int = 2, num_heads: int = 4, head_dim: int | None = None, ff_dim: int = 256,
+                 activation: str = "gelu", dropout: float = 0.0, attn_dropout: float = 0.0, drop_path: float = 0.0,
+                 patch_dropout: float = 0.0, num_registers: int = 0, spatial_causal: bool = False):
+        super().__init__()
+        check_block_args(embedding_dim, ff_dim, activation, drop_path)
+        head_dim = resolve_head_dim(embedding_dim, num_heads, head_dim)
+        if num_spatial_blocks < 0 or num_temporal_blocks < 0:
+            key = "num_spatial_blocks" if num_spatial_blocks < 0 else "num_temporal_blocks"
+            raise ConfigError(f"convnet.{key}", "must not be negative")
+        self.tokenizer = TubeletTokenizer(in_channels, embedding_dim, **tokenizer)
+        self.drop_tokens = TokenDropout(patch_dropout)
+        rates = drop_path_rates(drop_path, num_spatial_blocks + num_temporal_blocks)
+        common = dict(num_heads=num_heads, head_dim=head_dim, ff_dim=ff_dim, activation=activation,
+                      dropout=dropout, attn_dropout=attn_dropout)
+        self.spatial = SpatialBlocks(embedding_dim, num_spatial_blocks, drop_path=rates[:num_spatial_blocks],
+                                     num_registers=num_registers, causal=spatial_causal, **common)
+        self.temporal = CausalTemporalBlocks(embedding_dim, num_temporal_blocks, drop_path=rates[num_spatial_blocks:],
+                                             **common)
+        self.norm = nn.LayerNorm(embedding_dim)
+        self.no_token_yet = nn.Parameter(torch.zeros(embedding_dim))
+        self.out_channels = embedding_dim
+        self.temporal_stride = self.tokenizer.stride[0]
+
+    def check_input(self, shape: tuple[int, int, int]) -> None:
+        self.tokenizer.check_input(shape)
+
+    def named_stages(self) -> list[tuple[str, nn.Module]]:
+        """The stages the inspector reports, each mapping ``(B, C, T, H, W)``-shaped tensors."""
+        return [("tokenizer", self.tokenizer), ("spatial blocks", self.spatial), ("temporal blocks", self.temporal)]
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Token features on the token grid: ``(B, C, T, H, W)`` -> ``(B, D, T', H', W')``."""
+        x = self.temporal(self.spatial(self.drop_tokens(self.tokenizer(x))))
+        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[2]
+        tokens = self.tokens(x)
+        b, d, _, h, w = tokens.shape
+        empty = self.no_token_yet.to(tokens.dtype).view(1, d, 1, 1, 1).expand(b, d, 1, h, w)
+        index = (self.tokenizer.token_of_frame(t) + 1).to(tokens.device)  # 0 picks the 'no token yet' feature
+        return torch.cat([empty, tokens], 2).index_select(2, index)
