@@ -69,14 +69,13 @@ def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
                 except RuntimeError as e:
                     raise ConfigError(key, f"cannot process input of shape {tuple(stim.shape)}: {e}") from e
             try:
-                x = encoder.modulator(x, beh)
+                x = encoder.modulate(x, beh)
             except RuntimeError as e:
                 raise ConfigError("modulator", f"cannot process features of shape {tuple(x.shape)}: {e}") from e
-            y = encoder.readout(info.session_ids[0])(x)
+            y = encoder(stim, beh, info.session_ids[0])
         expect = (1, t, info.n_neurons[info.session_ids[0]])
         if tuple(y.shape) != expect:
-            raise ConfigError("convnet", f"encoder output {tuple(y.shape)} is not (B, T, N) = {expect}: "
-                                         "the core must return a feature map for every frame")
+            raise ConfigError("convnet", f"encoder output {tuple(y.shape)} is not (B, T, N) = {expect}")
     finally:
         encoder.train(was_training)
 

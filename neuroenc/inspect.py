@@ -77,8 +77,9 @@ def named_stages(encoder: Encoder) -> list[tuple[str, str, nn.Module]]:
         inner = core.named_stages()
     else:
         inner = [(f"stage {i}", m) for i, m in enumerate(getattr(core, "stages", []))]
+    frames = [] if encoder.to_frames is None else [("encoder", "steps to frames", encoder.to_frames)]
     return [("frontend", "frontend", encoder.frontend), *(("convnet", n, m) for n, m in inner),
-            ("convnet", "output", core), ("modulator", "output", encoder.modulator)]
+            ("convnet", "output", core), ("modulator", "output", encoder.modulator), *frames]
 
 
 def _is_transformer(module: nn.Module) -> bool:
@@ -222,7 +223,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
     readout = encoder.readout(info.session_ids[0])
     counts = encoder.parameter_counts()
     components = {part: {"parameters": counts[part], "flops": flops.get(part, 0)}
-                  for part in ("frontend", "convnet", "modulator")}
+                  for part in ("frontend", "convnet", "modulator", "to_frames") if part in counts}
     # FLOPs: the one session a window goes through; parameters: every session's readout
     components["readout"] = {"parameters": counts["readout"], "flops": flops.get(names[id(readout)], 0)}
     components["total"] = {"parameters": counts["total"], "flops": flops["total"]}

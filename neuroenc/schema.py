@@ -91,6 +91,7 @@ class StageConfig:
     dilation: int = 1  # spatial
     pool: str = "none"  # or "aablur": blur, then subsample by `stride`
     dropout: float = 0.0
+    temporal_stride: int = 1  # keep every s-th frame (causal); the modulator then runs at that rate
 
 
 @dataclass

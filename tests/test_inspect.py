@@ -32,15 +32,17 @@ def test_vivit_report_gives_true_grids_latency_and_receptive_fields():
     assert s["convnet", "spatial blocks"]["rf_frames"] == 15  # ... of its own tubelet time only
     assert s["convnet", "temporal blocks"]["rf_whole_window"]
     out = s["convnet", "output"]
-    assert out["shape"] == [16, 90, 5, 8] and out["token_grid"] is None
+    assert out["shape"] == [16, 11, 5, 8] and out["token_grid"] is None
+    frames = s["encoder", "steps to frames"]
+    assert frames["shape"] == [16, 90, 5, 8]
     # frame t uses the newest tubelet ending at or before t (measured on a window shortened by whole strides)
-    assert out["latency_frames"] == [0, 7]
+    assert frames["latency_frames"] == [0, 7]
     assert r["readout"]["grid"] == [5, 8] and r["readout"]["positions"] == 40
     assert r["notes"] and "frames 0-6" in r["notes"][0]
     # FLOPs of the tokenizer's convolution: 2 x (in channels x tubelet) x embedding x tokens
     assert tok["flops"] == 2 * (4 * 8 * 4 * 4) * 16 * (11 * 5 * 8)
     parts = r["components"]
-    assert sum(parts[p]["parameters"] for p in ("frontend", "convnet", "modulator", "readout")) == \
+    assert sum(parts[p]["parameters"] for p in ("frontend", "convnet", "modulator", "to_frames", "readout")) == \
         parts["total"]["parameters"]
     assert parts["convnet"]["parameters"] == out["parameters"]
 

@@ -1,11 +1,14 @@
 """A multirun of two tiny jobs logs to CSV and W&B (offline) and reports one row per config."""
 
+import csv
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from conftest import TINY_DATA, TINY_MODEL, run_cli
+from neuroenc.evaluate import evaluate
 from neuroenc.report import write_report
 
 FAST = [*TINY_DATA, *TINY_MODEL, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
@@ -60,7 +63,23 @@ def test_ddp_multirun_runs_each_job_once_in_its_own_dir(tmp_path):
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0_modulator.hidden_dim=4", "1_modulator.hidden_dim=8"]
     for j in jobs:
-        assert json.loads((sweep / j / "metrics.json").read_text())["status"] == "finished"
+        m = json.loads((sweep / j / "metrics.json").read_text())
+        assert m["status"] == "finished"
+        # the val score the 2 ranks logged (each scored its shard of the val batches, summed across
+        # ranks) is that of the whole split: one process evaluating the checkpoint gets it back.
+        # Found bit-identical; the tolerance only allows for float sums in another order or other
+        # CPU kernels, far below what a window scored twice or not at all would change
+        best = Path(m["best_checkpoint"])
+        assert best.parent.resolve() == (sweep / j / "checkpoints").resolve() and best.name.startswith("best-")
+        summary = evaluate(best, out_dir=tmp_path / "evaluation" / j, splits=("val",), accelerator="cpu")
+        val = summary["splits"]["val"]
+        assert summary["logged_val_bps_overall"] == m["best_val_bps_overall"]  # the checkpoint of that score
+        assert val["bps_overall"] == pytest.approx(m["best_val_bps_overall"], rel=0, abs=1e-6)
+        assert val["bps_per_session"] == pytest.approx(m["val_bps_per_session"], rel=0, abs=1e-6)
+        with open(next((sweep / j / "csv").glob("version_*/metrics.csv"))) as f:
+            logged = [r for r in csv.DictReader(f) if r.get("val_bps_overall")]
+        (row,) = [r for r in logged if int(r["epoch"]) == m["best_epoch"]]
+        assert float(row["val_bps_overall"]) == pytest.approx(val["bps_overall"], rel=0, abs=1e-6)  # float32 in the CSV
 
 
 @pytest.mark.slow

@@ -6,12 +6,52 @@ import torch
 from torch import nn
 
 
+def step_ends(convnet: nn.Module, t: int) -> torch.Tensor:
+    """``(T',)`` the newest input frame each of the core's output steps has seen, for ``t`` frames.
+
+    Cores that keep every frame have no ``step_ends`` method: step i is frame i.
+    """
+    ends = getattr(convnet, "step_ends", None)
+    return torch.arange(t) if ends is None else ends(t)
+
+
+class StepsToFrames(nn.Module):
+    """Frame t takes the features of the newest core step that ends at or before t; frames before
+    the first step take a learned 'no step yet' feature (``channels`` values, zero at the start)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.no_step_yet = nn.Parameter(torch.zeros(channels))
+
+    def prepend_empty(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, D, T', H, W)`` -> ``(B, D, 1 + T', H, W)`` with the 'no step yet' feature first."""
+        b, d, _, h, w = x.shape
+        return torch.cat([self.no_step_yet.to(x.dtype).view(1, d, 1, 1, 1).expand(b, d, 1, h, w), x], 2)
+
+    @staticmethod
+    def index(ends: torch.Tensor, t: int) -> torch.Tensor:
+        """``(t,)`` where frame t finds its features among the ``1 + T'`` steps of :meth:`prepend_empty`."""
+        # the number of steps that end at or before t is the newest such step + 1
+        return torch.searchsorted(ends, torch.arange(t), right=True)
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return x.index_select(2, index)
+
+
 class Encoder(nn.Module):
     """Maps a stimulus window and behaviour to every neuron's rate at every frame.
 
     ``forward(stim (B, C, T, H, W), behavior (B, T, n_behavior), session)`` -> ``(B, T, N_session)``.
     Index 0 is the oldest frame; the rate at frame t depends on frames <= t only. One readout
     per session, keyed by session id; a batch holds windows of one session.
+
+    A core with a temporal stride (``convnet.temporal_stride > 1``: tubelets, strided stages)
+    returns ``T'`` steps, and step i has seen frames up to ``convnet.step_ends(T)[i]``. The
+    modulator then runs at the core's rate, on the behaviour of each step's newest frame (a
+    recurrence over 37 token steps in place of 300 frames), and frame t gets the rates of the
+    newest step that ends at or before t; frames before the first step get those of a learned
+    'no step yet' feature. So nothing after t reaches frame t, and features are up to
+    ``temporal_stride - 1`` frames old.
     """
 
     def __init__(self, frontend: nn.Module, convnet: nn.Module, modulator: nn.Module,
@@ -23,6 +63,8 @@ class Encoder(nn.Module):
         self.session_ids = list(readouts)
         # ModuleDict keys may not contain '.', session ids may
         self.readouts = nn.ModuleDict({self._key(s): m for s, m in readouts.items()})
+        self.temporal_stride = int(getattr(convnet, "temporal_stride", 1))
+        self.to_frames = StepsToFrames(modulator.out_channels) if self.temporal_stride > 1 else None
 
     @staticmethod
     def _key(session: str) -> str:
@@ -31,17 +73,43 @@ class Encoder(nn.Module):
     def readout(self, session: str) -> nn.Module:
         return self.readouts[self._key(session)]
 
+    def modulate(self, core: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        """The modulator on the core's steps ``(B, C, T', H', W')``, with each step's behaviour
+        taken at the step's newest frame from ``behavior (B, T, n_behavior)``."""
+        if core.shape[2] != behavior.shape[1]:
+            behavior = behavior.index_select(1, step_ends(self.convnet, behavior.shape[1]).to(behavior.device))
+        return self.modulator(core, behavior)
+
+    def steps(self, stim: torch.Tensor, behavior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Modulated features at the core's steps and where each frame finds its own.
+
+        Returns ``(features (B, D, S, H', W'), index (T,))``: frame t's features are
+        ``features[:, :, index[t]]``. Without a temporal stride, ``S = T`` and ``index`` is None
+        (frame t is step t); with one, step 0 is the 'no step yet' feature and ``S = T' + 1``.
+        """
+        t = stim.shape[2]
+        x = self.modulate(self.convnet(self.frontend(stim)), behavior)
+        if self.to_frames is None:
+            return x, None
+        index = self.to_frames.index(step_ends(self.convnet, t), t)
+        return self.to_frames.prepend_empty(x), index.to(x.device)
+
     def features(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
-        """The modulated feature map ``(B, D, T, H', W')`` shared by all sessions."""
-        return self.modulator(self.convnet(self.frontend(stim)), behavior)
+        """The modulated feature map ``(B, D, T, H', W')`` shared by all sessions, one per frame."""
+        x, index = self.steps(stim, behavior)
+        return x if index is None else self.to_frames(x, index)
 
     def forward(self, stim: torch.Tensor, behavior: torch.Tensor, session: str) -> torch.Tensor:
-        return self.readout(session)(self.features(stim, behavior))
+        x, index = self.steps(stim, behavior)
+        # the readout reads every time step alike, so reading the steps and then copying rates
+        # to frames gives the same as reading per-frame features, for T'+1 steps of work, not T
+        rates = self.readout(session)(x)
+        return rates if index is None else rates.index_select(1, index)
 
     def parameter_counts(self) -> dict[str, int]:
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
         parts = {"frontend": self.frontend, "convnet": self.convnet, "modulator": self.modulator,
-                 "readout": self.readouts}
+                 **({} if self.to_frames is None else {"to_frames": self.to_frames}), "readout": self.readouts}
         out = {k: count(m) for k, m in parts.items()}
-        out["total"] = sum(out.values())
+        out["total"] = sum(p.numel() for p in self.parameters())
         return out

@@ -13,14 +13,15 @@ def _triple(v) -> tuple[int, int, int]:
 
 class CausalConv3d(nn.Conv3d):
     """``Conv3d`` on ``(B, C, T, H, W)`` padded on the left in time (frame t sees frames <= t) and
-    'same' in space. Strides and dilations apply to space only, so every frame keeps an output."""
+    'same' in space. ``stride`` and ``dilation`` apply to space; with ``temporal_stride`` s, output
+    step j is computed at input frame j*s from frames <= j*s (so T -> ceil(T / s))."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, dilation: int = 1,
-                 bias: bool = True):
+                 bias: bool = True, temporal_stride: int = 1):
         kt, kh, kw = _triple(kernel_size)
         if kh % 2 == 0 or kw % 2 == 0:
             raise ValueError(f"spatial kernel size must be odd for 'same' padding, got {(kh, kw)}")
-        super().__init__(in_channels, out_channels, (kt, kh, kw), stride=(1, stride, stride),
+        super().__init__(in_channels, out_channels, (kt, kh, kw), stride=(temporal_stride, stride, stride),
                          dilation=(1, dilation, dilation),
                          padding=(0, dilation * (kh - 1) // 2, dilation * (kw - 1) // 2), bias=bias)
         self.time_pad = kt - 1

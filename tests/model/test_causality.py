@@ -6,7 +6,7 @@ import torch
 from neuroenc.model.convnet.hybrid import Hybrid
 from neuroenc.model.convnet.resnet import ResNet
 from neuroenc.model.convnet.vivit import ViViT
-from neuroenc.model.encoder import Encoder
+from neuroenc.model.encoder import Encoder, step_ends
 from neuroenc.model.frontend import LearnableTemporalFrontend, PixelFrontend
 from neuroenc.model.modulator import ConvGRUModulator, NoModulator
 from neuroenc.model.readout import GaussianReadout
@@ -30,6 +30,8 @@ CONVNETS = {
     "vivit": lambda c: ViViT(c, {"kernel_size": [6, 3, 3], "stride": [4, 3, 3], "padding": [2, 1, 0]},
                              num_spatial_blocks=1, num_registers=1, **TRANSFORMER),
     "hybrid": lambda c: Hybrid(c, STAGES[:2], **TRANSFORMER),
+    # keeps frames 0, 2, 4, ... after stage 0: the modulator runs on 12 steps
+    "resnet_temporal_stride": lambda c: ResNet(c, [{**STAGES[0], "temporal_stride": 2}, *STAGES[1:]]),
 }
 MODULATORS = {
     "convgru": lambda c: ConvGRUModulator(c, NB, hidden_dim=5, beh_emb_dim=3),
@@ -47,7 +49,12 @@ def make_encoder(frontend, convnet, modulator):
     return Encoder(f, c, m, {"s": readout}).eval()
 
 
-def assert_causal(encoder, t0: int, expect_change_after: bool = True, what: str = "stim"):
+def assert_causal(encoder, t0: int, what: str = "stim"):
+    """Frames before ``t0`` are unchanged; later ones change if any core step reads frame ``t0``
+    (with a temporal stride, the behaviour of frames between step ends is never read, and the
+    stimulus of frames after the last step end only reaches the next window)."""
+    ends = step_ends(encoder.convnet, T)
+    expect_change_after = bool((ends >= t0).any()) if what == "stim" else t0 in ends.tolist()
     torch.manual_seed(1)
     stim, beh = torch.randn(2, 1, T, H, W), torch.randn(2, T, NB)
     with torch.no_grad():
@@ -72,6 +79,18 @@ def test_stimulus_change_at_t_leaves_earlier_predictions_unchanged(frontend, con
     assert_causal(make_encoder(frontend, convnet, modulator), t0, what="stim")
 
 
-@pytest.mark.parametrize("t0", [1, T // 2, T - 1])
-def test_behaviour_change_at_t_leaves_earlier_predictions_unchanged(t0):
-    assert_causal(make_encoder("learnable_temporal", "resnet", "convgru"), t0, what="behavior")
+@pytest.mark.parametrize("convnet", ["resnet", "vivit", "resnet_temporal_stride"])
+@pytest.mark.parametrize("t0", [1, T // 2, T - 2, T - 1])
+def test_behaviour_change_at_t_leaves_earlier_predictions_unchanged(convnet, t0):
+    assert_causal(make_encoder("learnable_temporal", convnet, "convgru"), t0, what="behavior")
+
+
+def test_temporal_stride_runs_the_modulator_at_the_cores_rate():
+    encoder = make_encoder("learnable_temporal", "resnet_temporal_stride", "convgru")
+    assert step_ends(encoder.convnet, T).tolist() == list(range(0, T, 2))
+    stim, beh = torch.randn(2, 1, T, H, W), torch.randn(2, T, NB)
+    with torch.no_grad():
+        core = encoder.convnet(encoder.frontend(stim))
+        frames = encoder.features(stim, beh)
+    assert core.shape[2] == T // 2 and frames.shape[2] == T
+    torch.testing.assert_close(frames[:, :, 1::2], frames[:, :, 0::2], rtol=0, atol=0)  # frame 2i+1 reuses step i

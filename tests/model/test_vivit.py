@@ -9,6 +9,10 @@ from neuroenc.build import build_encoder
 from neuroenc.data.datamodule import DatasetInfo
 from neuroenc.model.convnet.hybrid import Hybrid
 from neuroenc.model.convnet.vivit import TokenDropout, TubeletTokenizer, ViViT
+from neuroenc.model.encoder import Encoder
+from neuroenc.model.frontend import PixelFrontend
+from neuroenc.model.modulator import NoModulator
+from neuroenc.model.readout import GaussianReadout
 from neuroenc.validate import ConfigError, check
 
 SMALL = dict(embedding_dim=16, num_heads=2, ff_dim=32, num_spatial_blocks=1, num_temporal_blocks=1)
@@ -21,8 +25,8 @@ def test_token_grid_at_300x36x64(stride, grid):
     assert net.tokenizer.grid(300, 36, 64) == grid
     x = torch.randn(1, 4, 300, 36, 64)
     with torch.no_grad():
-        assert net.tokens(x).shape == (1, 16, *grid)
-        assert net(x).shape == (1, 16, 300, *grid[1:])  # one feature map per frame
+        assert net(x).shape == (1, 16, *grid)
+    assert net.step_ends(300).tolist() == list(range(7, 300, 8))
 
 
 def test_explicit_kernel_gives_overlapping_tubelets():
@@ -37,16 +41,22 @@ def test_explicit_kernel_gives_overlapping_tubelets():
 ])
 def test_frame_t_gets_the_newest_token_ending_at_or_before_t(tokenizer, ends):
     torch.manual_seed(0)
-    net = ViViT(1, tokenizer, **SMALL).eval()
+    net = ViViT(1, tokenizer, **SMALL)
+    readout = GaussianReadout(net.out_channels, 3)
+    encoder = Encoder(PixelFrontend(), net, NoModulator(net.out_channels), {"s": readout}).eval()
+    assert net.step_ends(32).tolist() == ends
     with torch.no_grad():
-        net.no_token_yet.fill_(7.0)
-        x = torch.randn(2, 1, 32, 8, 12)
-        tokens, out = net.tokens(x), net(x)
+        encoder.to_frames.no_step_yet.fill_(7.0)
+        readout.features.normal_()
+        x, beh = torch.randn(2, 1, 32, 8, 12), torch.zeros(2, 32, 0)
+        tokens, out, rates = net(x), encoder.features(x, beh), encoder(x, beh, "s")
     assert tokens.shape[2] == len(ends)
     for t in range(32):
         done = [i for i, e in enumerate(ends) if e <= t]
         expect = tokens[:, :, done[-1]] if done else torch.full_like(out[:, :, t], 7.0)
         torch.testing.assert_close(out[:, :, t], expect, rtol=0, atol=0)
+    # reading the steps, then copying rates to frames == reading every frame's features
+    torch.testing.assert_close(rates, readout(out), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("core", ["vivit", "hybrid"])
@@ -76,7 +86,7 @@ def _changed_tokens(net, where):
     r, c = where
     y[..., 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 3.0
     with torch.no_grad():
-        return (net.tokens(y) - net.tokens(x)).abs().sum(1)[0, 0] > 0  # (3, 4) grid
+        return (net(y) - net(x)).abs().sum(1)[0, 0] > 0  # (3, 4) grid
 
 
 def test_spatial_attention_sees_the_whole_frame_unless_spatial_causal():
@@ -132,7 +142,7 @@ def test_impossible_transformer_value_fails_the_checks(overrides, key):
 
 def test_heads_need_not_divide_embedding_when_head_dim_is_given():
     net = ViViT(1, {"stride": [4, 4, 4]}, embedding_dim=30, num_heads=4, head_dim=8, ff_dim=32)
-    assert net(torch.randn(1, 1, 8, 8, 8)).shape == (1, 30, 8, 2, 2)
+    assert net(torch.randn(1, 1, 8, 8, 8)).shape == (1, 30, 2, 2, 2)
 
 
 def test_hybrid_keeps_every_frame_and_the_resnet_grid():

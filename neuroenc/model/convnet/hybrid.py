@@ -13,12 +13,12 @@ from neuroenc.validate import ConfigError
 
 
 class Hybrid(nn.Module):
-    """``(B, C, T, H, W)`` -> ``(B, embedding_dim, T, H', W')``, one map per frame.
+    """``(B, C, T, H, W)`` -> ``(B, embedding_dim, T', H', W')``.
 
-    The causal ResNet ``stages`` keep spatial detail (``H', W'`` as the ResNet gives them; time is
-    never strided); a 1x1 projection to ``embedding_dim`` (when the channels differ); then
+    The causal ResNet ``stages`` keep spatial detail (``H', W'`` and ``T'``, with ``step_ends``,
+    as the ResNet gives them); a 1x1 projection to ``embedding_dim`` (when the channels differ); then
     ``num_temporal_blocks`` causal attention blocks over all frames of the window at each spatial
-    position, and a LayerNorm. Frame t's features depend on frames <= t only.
+    position, and a LayerNorm. Step i's features depend on frames <= ``step_ends(T)[i]`` only.
     """
 
     def __init__(self, in_channels: int, stages: list, embedding_dim: int = 64, num_temporal_blocks: int = 2,
@@ -38,6 +38,10 @@ class Hybrid(nn.Module):
                                              drop_path_rates(drop_path, num_temporal_blocks))
         self.norm = nn.LayerNorm(embedding_dim)
         self.out_channels = embedding_dim
+        self.temporal_stride = self.resnet.temporal_stride
+
+    def step_ends(self, t: int) -> torch.Tensor:
+        return self.resnet.step_ends(t)
 
     def named_stages(self) -> list[tuple[str, nn.Module]]:
         """The stages the inspector reports, each mapping ``(B, C, T, H, W)``-shaped tensors."""

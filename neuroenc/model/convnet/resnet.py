@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -28,26 +29,30 @@ class FramewiseBlurPool(nn.Module):
 class ResidualStage(nn.Module):
     """conv -> RMS norm -> SiLU -> conv -> RMS norm, plus a shortcut, -> SiLU -> dropout.
 
-    Both convolutions are causal in time with the same temporal length as the input, so main
-    path and shortcut add features of the same frames. Spatial downsampling is either the first
+    Both convolutions are causal in time. With ``temporal_stride`` s the first convolution and the
+    shortcut keep frames 0, s, 2s, ... (each computed from frames up to itself), so main path and
+    shortcut still add features of the same frames. Spatial downsampling is either the first
     convolution's stride (``pool='none'``) or blur-then-subsample on both paths (``'aablur'``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=(3, 3, 3), stride: int = 1,
-                 dilation: int = 1, pool: str = "none", dropout: float = 0.0):
+                 dilation: int = 1, pool: str = "none", dropout: float = 0.0, temporal_stride: int = 1):
         super().__init__()
         if pool not in ("none", "aablur"):
             raise ValueError(f"pool must be 'none' or 'aablur', got {pool!r}")
         conv_stride = stride if pool == "none" else 1
-        self.conv1 = CausalConv3d(in_channels, out_channels, kernel_size, conv_stride, dilation, bias=False)
+        if temporal_stride < 1:
+            raise ValueError(f"temporal_stride must be >= 1, got {temporal_stride}")
+        self.conv1 = CausalConv3d(in_channels, out_channels, kernel_size, conv_stride, dilation, bias=False,
+                                  temporal_stride=temporal_stride)
         self.norm1 = ChannelRMSNorm(out_channels)
         self.conv2 = CausalConv3d(out_channels, out_channels, kernel_size, 1, dilation, bias=False)
         self.norm2 = ChannelRMSNorm(out_channels)
         self.act = nn.SiLU()
         self.pool = FramewiseBlurPool(out_channels, stride) if pool == "aablur" and stride > 1 else nn.Identity()
-        if in_channels != out_channels or stride > 1:
+        if in_channels != out_channels or stride > 1 or temporal_stride > 1:
             self.shortcut = nn.Sequential(
-                nn.Conv3d(in_channels, out_channels, 1, stride=(1, conv_stride, conv_stride), bias=False),
+                nn.Conv3d(in_channels, out_channels, 1, stride=(temporal_stride, conv_stride, conv_stride), bias=False),
                 ChannelRMSNorm(out_channels))
         else:
             self.shortcut = nn.Identity()
@@ -67,12 +72,14 @@ class StageSpec:
     dilation: int = 1
     pool: str = "none"
     dropout: float = 0.0
+    temporal_stride: int = 1
 
 
 class ResNet(nn.Module):
-    """Causal 3-D ResNet core: ``(B, C, T, H, W)`` -> ``(B, stages[-1].out_channels, T, H', W')``.
+    """Causal 3-D ResNet core: ``(B, C, T, H, W)`` -> ``(B, stages[-1].out_channels, T', H', W')``.
 
-    Time is never strided: every input frame keeps its own output frame.
+    ``T' = T`` (every frame keeps its own output) unless stages set ``temporal_stride``: then step
+    i has seen frames up to ``step_ends(T)[i]`` only, and the encoder maps steps back to frames.
     """
 
     def __init__(self, in_channels: int, stages: list):
@@ -83,11 +90,17 @@ class ResNet(nn.Module):
         layers = []
         c = in_channels
         for s in specs:
-            layers.append(ResidualStage(c, s.out_channels, tuple(s.kernel_size), s.stride, s.dilation, s.pool, s.dropout))
+            layers.append(ResidualStage(c, s.out_channels, tuple(s.kernel_size), s.stride, s.dilation, s.pool, s.dropout,
+                                        s.temporal_stride))
             c = s.out_channels
         self.stages = nn.ModuleList(layers)
         self.specs = specs
         self.out_channels = c
+        self.temporal_stride = math.prod(s.temporal_stride for s in specs)
+
+    def step_ends(self, t: int) -> torch.Tensor:
+        """``(T',)`` the newest input frame each output step has seen: frame ``i * temporal_stride``."""
+        return torch.arange(0, t, self.temporal_stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:

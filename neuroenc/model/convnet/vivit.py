@@ -1,5 +1,5 @@
 """A factorised video transformer core (ViViT): tubelet tokens, spatial blocks per token time,
-causal temporal blocks per spatial position, then a causal map from token times back to frames."""
+causal temporal blocks per spatial position."""
 
 from __future__ import annotations
 
@@ -56,12 +56,14 @@ class TubeletTokenizer(nn.Module):
                               f"do not fit an input of {t}x{h}x{w} frames x pixels; make them smaller or the "
                               "window / frames larger")
 
+    def step_ends(self, t: int) -> torch.Tensor:
+        """``(T',)`` the last frame of each token time's tubelets, for ``t`` frames."""
+        kt, st, pt = self.kernel_size[0], self.stride[0], self.padding[0]
+        return torch.arange(self.grid(t, 1, 1)[0]) * st - pt + kt - 1
+
     def token_of_frame(self, t: int) -> torch.Tensor:
         """``(t,)`` index of the newest token whose tubelet ends at or before each frame; -1: none yet."""
-        kt, st, pt = self.kernel_size[0], self.stride[0], self.padding[0]
-        frames = torch.arange(t)
-        # tubelet i ends at frame i*st - pt + kt - 1
-        return torch.div(frames + pt - kt + 1, st, rounding_mode="floor").clamp(min=-1)
+        return torch.searchsorted(self.step_ends(t), torch.arange(t), right=True) - 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.proj(F.pad(x, (0, 0, 0, 0, self.padding[0], 0)))
@@ -119,14 +121,12 @@ class SpatialBlocks(nn.Module):
 
 
 class ViViT(nn.Module):
-    """Factorised video transformer core: ``(B, C, T, H, W)`` -> ``(B, embedding_dim, T, H', W')``.
+    """Factorised video transformer core: ``(B, C, T, H, W)`` -> ``(B, embedding_dim, T', H', W')``.
 
     Tubelet tokens ``(T', H', W')`` go through ``num_spatial_blocks`` blocks over the tokens of each
-    token time and ``num_temporal_blocks`` causal blocks over token times at each position. The
-    output keeps the encoder's contract of one feature map per input frame: frame t gets the
-    features of the newest token whose tubelet ends at or before t (so nothing after t), and frames
-    before the first complete tubelet get a learned 'no token yet' feature. Features therefore
-    change every ``tokenizer.stride[0]`` frames and are up to ``stride[0] - 1`` frames old.
+    token time and ``num_temporal_blocks`` causal blocks over token times at each position. Token
+    time i has seen frames up to ``step_ends(T)[i]`` only; the encoder maps token times back to
+    frames (see :class:`neuroenc.model.encoder.Encoder`).
     """
 
     def __init__(self, in_channels: int, tokenizer: dict, embedding_dim: int = 64, num_spatial_blocks: int = 2,
@@ -149,26 +149,19 @@ class ViViT(nn.Module):
         self.temporal = CausalTemporalBlocks(embedding_dim, num_temporal_blocks, drop_path=rates[num_spatial_blocks:],
                                              **common)
         self.norm = nn.LayerNorm(embedding_dim)
-        self.no_token_yet = nn.Parameter(torch.zeros(embedding_dim))
         self.out_channels = embedding_dim
         self.temporal_stride = self.tokenizer.stride[0]
 
     def check_input(self, shape: tuple[int, int, int]) -> None:
         self.tokenizer.check_input(shape)
 
+    def step_ends(self, t: int) -> torch.Tensor:
+        return self.tokenizer.step_ends(t)
+
     def named_stages(self) -> list[tuple[str, nn.Module]]:
         """The stages the inspector reports, each mapping ``(B, C, T, H, W)``-shaped tensors."""
         return [("tokenizer", self.tokenizer), ("spatial blocks", self.spatial), ("temporal blocks", self.temporal)]
 
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """Token features on the token grid: ``(B, C, T, H, W)`` -> ``(B, D, T', H', W')``."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.temporal(self.spatial(self.drop_tokens(self.tokenizer(x))))
         return self.norm(x.movedim(1, -1)).movedim(-1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = x.shape[2]
-        tokens = self.tokens(x)
-        b, d, _, h, w = tokens.shape
-        empty = self.no_token_yet.to(tokens.dtype).view(1, d, 1, 1, 1).expand(b, d, 1, h, w)
-        index = (self.tokenizer.token_of_frame(t) + 1).to(tokens.device)  # 0 picks the 'no token yet' feature
-        return torch.cat([empty, tokens], 2).index_select(2, index)
