@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 
 import torch
 from hydra.utils import instantiate
@@ -80,8 +82,22 @@ def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
         encoder.train(was_training)
 
 
+def apply_speed_options(encoder: Encoder, cfg: DictConfig) -> Encoder:
+    """``channels_last`` and ``compile`` from the config, after the (eager) dry run."""
+    if cfg.channels_last:
+        encoder.use_channels_last()
+    if cfg.compile:
+        # inductor builds C++ (CPU) or a C launcher (Triton) at the first step: say so before training
+        compilers = [os.environ.get("CXX"), "g++", "c++", "clang++"]
+        if not any(c and shutil.which(c) for c in compilers):
+            raise ConfigError("compile", "torch.compile needs a C++ compiler (g++ or clang++, or $CXX) on PATH and "
+                                         "none was found: install one or set compile=false")
+        encoder.compile_parts()
+    return encoder
+
+
 def build_module(cfg: DictConfig, info: DatasetInfo) -> EncoderModule:
-    encoder = build_encoder(cfg, info)
+    encoder = apply_speed_options(build_encoder(cfg, info), cfg)
     return EncoderModule(encoder, info.n_neurons, OmegaConf.to_container(cfg.optim, resolve=True),
                          has_oracle=info.has_oracle, config=OmegaConf.to_container(cfg, resolve=True),
                          data_info=dataclasses.asdict(info), seed=cfg.seed)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING
+from omegaconf import II, MISSING, OmegaConf
 
 # ---------------------------------------------------------------------------------------- data
 
@@ -261,6 +261,15 @@ class Config:
     seed: int = 0
     eval_init: bool = True  # score the untrained model on the val split before fitting
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # torch.compile the frontend, the core and the modulator's recurrence step (inductor; on the
+    # CPU it needs a C++ compiler). python -m neuroenc.bench model compile=true measures the gain.
+    compile: bool = False
+    # multiplies every channel width a config writes as ${scaled:N} (the experiment presets do),
+    # keeping their ratios: scale=0.125 turns the GPU-scale ladder into a CPU-sized one
+    scale: float = 1.0
+    # channels-last 3-D layout for the convolutions (cuDNN's preferred layout; slower on this
+    # project's 2-core CPU, see docs/speed.md)
+    channels_last: bool = False
     # continue a run from its checkpoints/last.ckpt: "true" finds the newest run with the same
     # overrides (see neuroenc.resume), or give the run directory; null: start a new run
     resume: Optional[str] = None
@@ -288,8 +297,16 @@ SCHEMAS = {
 }
 
 
+def scaled(width: int, _root_) -> int:
+    """``${scaled:N}``: the channel width ``N`` times the config's ``scale``, rounded, at least 1."""
+    return max(1, round(int(width) * float(_root_.scale)))
+
+
 def register() -> None:
-    """Register every schema as ``<group>/<option>_schema`` and the root as ``config_schema``."""
+    """Register every schema as ``<group>/<option>_schema`` and the root as ``config_schema``,
+    and the ``scaled`` resolver."""
+    if not OmegaConf.has_resolver("scaled"):
+        OmegaConf.register_new_resolver("scaled", scaled)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(name="evaluate_schema", node=EvaluateConfig)

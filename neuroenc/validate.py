@@ -65,6 +65,11 @@ def check(cfg: DictConfig) -> None:
             raise ConfigError(key, f"must be positive, got {v}")
         if leaf in ("every_n_train_steps", "every_n_minutes") and v <= 0:
             raise ConfigError(key, f"must be positive, or null to turn this trigger off; got {v}")
+    if cfg.get("scale", 1.0) <= 0:
+        raise ConfigError("scale", f"must be positive, got {cfg.scale}")
+    if cfg.get("scale", 1.0) != 1.0 and "${scaled:" not in str(OmegaConf.to_container(cfg, resolve=False)):
+        raise ConfigError("scale", f"{cfg.scale} scales no width of this config: only values written as "
+                                   "${scaled:N} (the experiment presets' widths) follow it; set the widths directly")
     d = cfg.data
     root = d.get("root")
     if root is not None and not Path(root).expanduser().is_dir():

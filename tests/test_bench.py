@@ -25,3 +25,100 @@ def test_data_benchmark_reports_throughput_and_memory_and_cleans_up(tmp_path):
         assert x["windows"] > 0 and x["windows_per_s"] > 0 and x["mb_per_s"] > 0 and x["peak_rss_main_mib"] > 0
     assert out["generate_s"] >= 0 and out["open_cached_s"] >= 0 and out["peak_pss_total_mib"] > 0
     assert list(tmp_path.iterdir()) == []  # the generated dataset is gone
+
+
+# --- python -m neuroenc.bench model ---------------------------------------------------------
+
+import statistics  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from conftest import TINY_MODEL, compose_config  # noqa: E402
+from neuroenc.bench.model import main as model_main  # noqa: E402
+from neuroenc.bench.model import measure, presets  # noqa: E402
+from neuroenc.build import apply_speed_options  # noqa: E402
+from neuroenc.inspect import build, count_flops  # noqa: E402
+from neuroenc.validate import ConfigError  # noqa: E402
+
+BENCH_MODEL = [*TINY_MODEL, "data.burn_in=8"]
+BENCH_INPUT = (24, 12, 16)
+
+
+def test_model_benchmark_reports_step_time_throughput_flops_and_memory():
+    r = measure(BENCH_MODEL, BENCH_INPUT, batch=2, repeats=3, warmup=0, device="cpu", peak_tflops=0.5)
+    assert r["input"] == {"frames": 24, "height": 12, "width": 16, "burn_in": 8} and r["batch"] == 2
+    assert len(r["step_s_all"]) == 3 and r["step_s"] == statistics.median(r["step_s_all"]) > 0
+    assert r["windows_per_s"] == pytest.approx(2 / r["step_s"])
+    # every frame after the burn-in is a target: 16 per window
+    assert r["scored_frames_per_window"] == 16 and r["scored_frames_per_s"] == pytest.approx(2 * 16 / r["step_s"])
+    # backward costs one (weights only, e.g. the frontend's) to two (weights and input) forwards
+    encoder, info, t, _ = build(compose_config(BENCH_MODEL), BENCH_INPUT)
+    forward = 2 * count_flops(encoder, info, t)["total"]
+    assert 2 * forward < r["flops_per_step"] <= 3 * forward
+    assert r["achieved_tflops"] == pytest.approx(r["flops_per_step"] / r["step_s"] / 1e12)
+    assert r["mfu"] == pytest.approx(r["achieved_tflops"] / 0.5)
+    assert r["peak_memory_mib"] > 0 and r["parameters"] == sum(p.numel() for p in encoder.parameters())
+
+
+def test_model_benchmark_runs_bf16_mixed():
+    r = measure([*BENCH_MODEL, "trainer.precision=bf16-mixed"], BENCH_INPUT, batch=1, repeats=1, warmup=0,
+                device="cpu", peak_tflops=None)
+    assert r["precision"] == "bf16-mixed" and r["step_s"] > 0 and r["mfu"] is None
+
+
+def test_model_benchmark_refuses_a_precision_it_does_not_run(capsys):
+    assert model_main([*BENCH_MODEL, "trainer.precision=16-mixed", "--input", "24,12,16"]) == 2
+    assert "trainer.precision" in capsys.readouterr().err
+
+
+def test_channels_last_gives_the_same_rates():
+    cfg = compose_config(BENCH_MODEL)
+    encoder, info, t, _ = build(cfg, BENCH_INPUT)
+    torch.nn.init.normal_(encoder.readout(info.session_ids[0]).features)
+    stim, beh = torch.randn(2, 1, *BENCH_INPUT), torch.randn(2, 24, info.behavior_dim)
+    with torch.no_grad():
+        eager = encoder(stim, beh, info.session_ids[0])
+        cfg.channels_last = True
+        fast = apply_speed_options(encoder, cfg)(stim, beh, info.session_ids[0])
+    torch.testing.assert_close(fast, eager, rtol=1e-5, atol=1e-6)
+
+
+def test_compile_without_a_compiler_stops_naming_the_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    cfg = compose_config([*BENCH_MODEL, "compile=true"])
+    encoder, *_ = build(cfg, BENCH_INPUT)
+    with pytest.raises(ConfigError) as e:
+        apply_speed_options(encoder, cfg)
+    assert e.value.key == "compile" and "C++ compiler" in str(e.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", presets())
+def test_every_preset_compiles_and_gives_the_eager_rates(preset):
+    overrides = [f"experiment={preset}", "data.burn_in=8"]
+    cfg = compose_config([*overrides, "compile=true"])
+    torch.manual_seed(0)
+    encoder, info, t, _ = build(cfg, (16, 16, 24))
+    session = info.session_ids[0]
+    torch.nn.init.normal_(encoder.readout(session).features, std=0.1)
+    stim, beh = torch.randn(2, 1, 16, 16, 24), torch.randn(2, 16, info.behavior_dim)
+    with torch.no_grad():
+        eager = encoder(stim, beh, session)
+    apply_speed_options(encoder, cfg)
+    compiled = encoder(stim, beh, session)
+    compiled.sum().backward()  # the backward graph compiles too
+    torch.testing.assert_close(compiled.detach(), eager, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_all_presets_table_has_a_row_per_preset(tmp_path):
+    r = run_cli(["model", "--all-presets", "--input", "16,16,24", "data.burn_in=8", "--repeats", "1", "--warmup",
+                 "0", "--save", str(tmp_path / "all.json")], cwd=tmp_path, module="neuroenc.bench", timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads((tmp_path / "all.json").read_text())
+    assert [row["overrides"][0] for row in rows] == [f"experiment={p}" for p in presets()]
+    assert all(row["step_s"] > 0 and row["flops_per_step"] > 0 for row in rows)
+    for p in presets():
+        assert f"experiment={p}" in r.stdout  # the table

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import CONF, TINY_DATA, compose_config, run_cli
 from neuroenc.train import train
-from neuroenc.validate import check
+from neuroenc.validate import ConfigError, check
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 # TINY_DATA's 16x24 frames in 16-frame windows fit two 8x8x8 tubelets; one training step of batch 2
@@ -71,3 +71,22 @@ def test_the_users_commands_work_as_written(args, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     (metrics,) = (tmp_path / "outputs").rglob("metrics.json")
     assert json.loads(metrics.read_text())["steps"] == 1
+
+
+def test_scale_shrinks_every_presets_widths_and_keeps_their_ratios():
+    for p in PRESETS:
+        full, small = compose_config([f"experiment={p}"]), compose_config([f"experiment={p}", "scale=0.125"])
+        check(small)
+        assert small.modulator.hidden_dim * 8 == full.modulator.hidden_dim
+        if "stages" in full.convnet:
+            assert [s.out_channels * 8 for s in small.convnet.stages] == [s.out_channels for s in full.convnet.stages]
+        if "embedding_dim" in full.convnet:
+            assert (small.convnet.embedding_dim * 8, small.convnet.ff_dim * 8) == (full.convnet.embedding_dim,
+                                                                                 full.convnet.ff_dim)
+            assert small.convnet.num_heads == full.convnet.num_heads  # depth and heads are not widths
+
+
+def test_scale_on_a_config_without_scaled_widths_is_an_error():
+    with pytest.raises(ConfigError) as e:
+        check(compose_config(["scale=0.5"]))
+    assert e.value.key == "scale" and "${scaled:N}" in str(e.value)

@@ -64,6 +64,7 @@ class Encoder(nn.Module):
         # ModuleDict keys may not contain '.', session ids may
         self.readouts = nn.ModuleDict({self._key(s): m for s, m in readouts.items()})
         self.temporal_stride = int(getattr(convnet, "temporal_stride", 1))
+        self.channels_last = False
         self.to_frames = StepsToFrames(modulator.out_channels) if self.temporal_stride > 1 else None
 
     @staticmethod
@@ -72,6 +73,22 @@ class Encoder(nn.Module):
 
     def readout(self, session: str) -> nn.Module:
         return self.readouts[self._key(session)]
+
+    def use_channels_last(self) -> "Encoder":
+        """Store 5-D weights and the stimulus channels-last (``torch.channels_last_3d``)."""
+        self.channels_last = True
+        for p in self.parameters():  # Module.to(memory_format=...) refuses the 4-D weights beside them
+            if p.dim() == 5:
+                p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+        return self
+
+    def compile_parts(self, **kwargs) -> "Encoder":
+        """``torch.compile`` the frontend, the core and the modulator in place (state-dict keys
+        unchanged, so checkpoints load either way). Readouts stay eager: one per session would
+        mean one compiled graph per session."""
+        for part in (self.frontend, self.convnet, self.modulator):
+            part.compile(**kwargs)
+        return self
 
     def modulate(self, core: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """The modulator on the core's steps ``(B, C, T', H', W')``, with each step's behaviour
@@ -88,6 +105,8 @@ class Encoder(nn.Module):
         (frame t is step t); with one, step 0 is the 'no step yet' feature and ``S = T' + 1``.
         """
         t = stim.shape[2]
+        if self.channels_last:
+            stim = stim.contiguous(memory_format=torch.channels_last_3d)
         x = self.modulate(self.convnet(self.frontend(stim)), behavior)
         if self.to_frames is None:
             return x, None

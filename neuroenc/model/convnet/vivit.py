@@ -66,8 +66,17 @@ class TubeletTokenizer(nn.Module):
         return torch.searchsorted(self.step_ends(t), torch.arange(t), right=True) - 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.proj(F.pad(x, (0, 0, 0, 0, self.padding[0], 0)))
-        return self.norm(y.movedim(1, -1)).movedim(-1, 1)
+        x = F.pad(x, (0, 0, 0, 0, self.padding[0], 0))
+        if self.kernel_size == self.stride and self.padding[1:] == (0, 0):
+            # non-overlapping tubelets are a matrix product over patches: on the CPU ~2x faster to
+            # train than oneDNN's strided 3-D convolution (same weights, same result)
+            (kt, kh, kw), (t, h, w) = self.kernel_size, self.grid(x.shape[2] - self.padding[0], *x.shape[3:])
+            patches = rearrange(x[:, :, :t * kt, :h * kh, :w * kw], "b c (t i) (h j) (w k) -> b t h w (c i j k)",
+                                i=kt, j=kh, k=kw)
+            y = F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)  # (B, T', H', W', D)
+        else:
+            y = self.proj(x).movedim(1, -1)
+        return self.norm(y).movedim(-1, 1)
 
 
 class TokenDropout(nn.Module):
