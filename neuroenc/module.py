@@ -52,7 +52,8 @@ class EncoderModule(L.LightningModule):
         self.last_val_per_neuron: torch.Tensor | None = None
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.encoder(batch["stim"], batch["behavior"], self._session(batch))
+        # float32 rates whatever the autocast precision: the loss and bits per spike take their log
+        return self.encoder(batch["stim"], batch["behavior"], self._session(batch)).float()
 
     def _session(self, batch: dict) -> str:
         return self.session_ids[int(batch["session"][0])]

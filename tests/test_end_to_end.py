@@ -37,3 +37,17 @@ def test_tiny_training_run_writes_checkpoint_and_metrics_and_learns(tmp_path):
     assert set(m["parameters"]) == {"frontend", "convnet", "modulator", "readout", "total"}
     assert "best val bits/spike" in r.stdout
     assert not list(tmp_path.glob("*.ckpt")) and not (tmp_path / "lightning_logs").exists()
+
+
+def test_bf16_mixed_and_compile_switches_train_in_the_real_trainer(tmp_path):
+    """``trainer.precision=bf16-mixed`` and ``compile=true`` go through Lightning's trainer (not only the
+    benchmark): the run finishes with finite scores."""
+    import math
+
+    from conftest import MICRO, compose_config
+    from neuroenc.train import train
+
+    cfg = compose_config([*MICRO, "trainer.max_epochs=1", "trainer.precision=bf16-mixed", "compile=true",
+                          "logger.csv=null", "trainer.enable_progress_bar=false"])
+    metrics = train(cfg, tmp_path)
+    assert math.isfinite(metrics["best_val_bps_overall"]) and metrics["best_val_bps_overall"] > -1
