@@ -246,8 +246,8 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
 def tokenizer_notes(frontend: nn.Module, tokenizer: TubeletTokenizer, info: DatasetInfo, t: int) -> list[str]:
     """Frames that have no complete tubelet yet, and pixel rows/columns no tubelet covers (measured)."""
     waiting = int((tokenizer.token_of_frame(t) < 0).sum())
-    notes = [f"frames 0-{waiting - 1} of each window precede the first complete tubelet and get the core's "
-             "'no token yet' feature" if waiting else "every frame has a complete tubelet"]
+    notes = [f"frames 0-{waiting - 1} of each window precede the first complete tubelet and get the encoder's "
+             "'no step yet' feature" if waiting else "every frame has a complete tubelet"]
     h, w = info.frame_shape
     x = torch.randn(1, info.in_channels, t, h, w, requires_grad=True)
     y = tokenizer(frontend(x))

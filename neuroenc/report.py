@@ -41,6 +41,7 @@ class Job:
     metrics: dict | None
     per_neuron: list[dict]
     shared: frozenset = frozenset()  # overrides every job of the sweep has: left out of labels
+    data: str = ""  # what identifies the job's neurons (see data_key)
 
     @property
     def seed(self) -> str:
@@ -88,26 +89,49 @@ class ConfigRow:
         return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
     def neuron_bps(self) -> dict[tuple, list[float]]:
-        """(session, neuron) -> bps over seeds."""
+        """(data, session, neuron) -> bps over the seeds that share that data.
+
+        On simulated data the seed also draws the neurons, so neuron 3 of seed 0 and of seed 1 are
+        different cells: they are kept apart, and a config's seeds then add neurons, not repeats.
+        """
         out: dict[tuple, list[float]] = {}
         for j in self.finished():
             for r in j.per_neuron:
-                out.setdefault((r["session"], int(r["neuron"])), []).append(float(r["bps"]))
+                out.setdefault((j.data, r["session"], int(r["neuron"])), []).append(float(r["bps"]))
         return out
 
     def rf_sizes(self) -> dict[tuple, float]:
-        return {(r["session"], int(r["neuron"])): float(r["rf_size"]) for j in self.jobs for r in j.per_neuron}
+        return {(j.data, r["session"], int(r["neuron"])): float(r["rf_size"]) for j in self.jobs
+                for r in j.per_neuron}
+
+
+# how windows are cut and batched: the same neurons whatever these are
+WINDOW_KEYS = {"window", "burn_in", "batch_size", "num_workers", "seed", "cache_dir"}
+
+
+def data_key(job_dir: Path) -> str:
+    """The job's data config without :data:`WINDOW_KEYS`: jobs with equal keys score the same neurons."""
+    f = job_dir / "config_resolved.yaml"
+    data = (yaml.safe_load(f.read_text()) or {}).get("data", {}) if f.exists() else {}
+    return json.dumps({k: v for k, v in data.items() if k not in WINDOW_KEYS}, sort_keys=True, default=str)
+
+
+def _job_number(overrides_file: Path) -> tuple:
+    """Sort key: Hydra's job number (the directory's leading digits), so job 10 follows job 9."""
+    name = overrides_file.parent.parent.name
+    head = name.split("_", 1)[0]
+    return (int(head) if head.isdigit() else math.inf, str(overrides_file))
 
 
 def load_jobs(sweep: Path) -> list[Job]:
     jobs = []
-    for overrides_file in sorted(sweep.rglob(".hydra/overrides.yaml")):
+    for overrides_file in sorted(sweep.rglob(".hydra/overrides.yaml"), key=_job_number):
         d = overrides_file.parent.parent
         overrides = yaml.safe_load(overrides_file.read_text()) or []
         m = d / "metrics.json"
         pn = d / "per_neuron.csv"
         jobs.append(Job(d, [str(o) for o in overrides], json.loads(m.read_text()) if m.exists() else None,
-                        list(csv.DictReader(pn.open())) if pn.exists() else []))
+                        list(csv.DictReader(pn.open())) if pn.exists() else [], data=data_key(d)))
     if not jobs:
         raise SystemExit(f"{sweep}: no job directories (none holds .hydra/overrides.yaml)")
     shared = frozenset.intersection(*(frozenset(j.overrides) for j in jobs)) if len(jobs) > 1 else frozenset()
@@ -176,7 +200,7 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict]) -
     if rf:
         bins = [k for k in rf[0] if k.startswith("rf ")]
         lines += ["", "## Per-neuron bps by receptive-field size", "",
-                  "Mean per-neuron val bps (over seeds, then neurons); n = neurons in the bin.", "",
+                  "Mean per-neuron val bps (over seeds sharing the data, then neurons); n = neurons in the bin.", "",
                   "| config | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
         for row in rf:
             lines.append(f"| `{row['config']}` | " + " | ".join(f"{fmt(row[b][0])} (n={row[b][1]})" for b in bins) + " |")
