@@ -85,7 +85,14 @@ class Encoder(nn.Module):
     def compile_parts(self, **kwargs) -> "Encoder":
         """``torch.compile`` the frontend, the core and the modulator in place (state-dict keys
         unchanged, so checkpoints load either way). Readouts stay eager: one per session would
-        mean one compiled graph per session."""
+        mean one compiled graph per session.
+
+        Static shapes, and dynamo's caches cleared first: jobs of a multirun share one process,
+        and code compiled for an earlier job's shapes would otherwise turn this job's shapes
+        symbolic, which inductor cannot always compile (seen: ViViT after another preset).
+        """
+        torch._dynamo.reset()
+        kwargs.setdefault("dynamic", False)
         for part in (self.frontend, self.convnet, self.modulator):
             part.compile(**kwargs)
         return self
