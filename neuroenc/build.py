@@ -74,7 +74,7 @@ def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
                 x = encoder.modulate(x, beh)
             except RuntimeError as e:
                 raise ConfigError("modulator", f"cannot process features of shape {tuple(x.shape)}: {e}") from e
-            y = encoder(stim, beh, info.session_ids[0])
+            y = encoder.read(x, t, info.session_ids[0])
         expect = (1, t, info.n_neurons[info.session_ids[0]])
         if tuple(y.shape) != expect:
             raise ConfigError("convnet", f"encoder output {tuple(y.shape)} is not (B, T, N) = {expect}")

@@ -245,7 +245,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
 
 def tokenizer_notes(frontend: nn.Module, tokenizer: TubeletTokenizer, info: DatasetInfo, t: int) -> list[str]:
     """Frames that have no complete tubelet yet, and pixel rows/columns no tubelet covers (measured)."""
-    waiting = int((tokenizer.token_of_frame(t) < 0).sum())
+    waiting = min(int(tokenizer.step_ends(t)[0]), t)  # frames before the first tubelet's last frame
     notes = [f"frames 0-{waiting - 1} of each window precede the first complete tubelet and get the encoder's "
              "'no step yet' feature" if waiting else "every frame has a complete tubelet"]
     h, w = info.frame_shape

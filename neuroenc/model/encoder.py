@@ -66,6 +66,7 @@ class Encoder(nn.Module):
         self.temporal_stride = int(getattr(convnet, "temporal_stride", 1))
         self.channels_last = False
         self.to_frames = StepsToFrames(modulator.out_channels) if self.temporal_stride > 1 else None
+        self._index_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     @staticmethod
     def _key(session: str) -> str:
@@ -97,40 +98,53 @@ class Encoder(nn.Module):
             part.compile(**kwargs)
         return self
 
+    def _indices(self, t: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """For windows of ``t`` frames: each core step's newest frame ``(T',)`` and, with a temporal
+        stride, where each frame finds its step among the ``1 + T'`` of ``to_frames``; on ``device``,
+        made once per window length (not copied to the device at every step)."""
+        key = (t, str(device))
+        if key not in self._index_cache:
+            ends = step_ends(self.convnet, t)
+            index = None if self.to_frames is None else self.to_frames.index(ends, t).to(device)
+            self._index_cache[key] = (ends.to(device), index)
+        return self._index_cache[key]
+
     def modulate(self, core: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """The modulator on the core's steps ``(B, C, T', H', W')``, with each step's behaviour
         taken at the step's newest frame from ``behavior (B, T, n_behavior)``."""
         if core.shape[2] != behavior.shape[1]:
-            behavior = behavior.index_select(1, step_ends(self.convnet, behavior.shape[1]).to(behavior.device))
+            behavior = behavior.index_select(1, self._indices(behavior.shape[1], behavior.device)[0])
         return self.modulator(core, behavior)
 
-    def steps(self, stim: torch.Tensor, behavior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Modulated features at the core's steps and where each frame finds its own.
-
-        Returns ``(features (B, D, S, H', W'), index (T,))``: frame t's features are
-        ``features[:, :, index[t]]``. Without a temporal stride, ``S = T`` and ``index`` is None
-        (frame t is step t); with one, step 0 is the 'no step yet' feature and ``S = T' + 1``.
-        """
-        t = stim.shape[2]
+    def steps(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        """Modulated features at the core's steps, ``(B, D, T', H', W')`` (``T' = T`` without a
+        temporal stride)."""
         if self.channels_last:
             stim = stim.contiguous(memory_format=torch.channels_last_3d)
-        x = self.modulate(self.convnet(self.frontend(stim)), behavior)
+        return self.modulate(self.convnet(self.frontend(stim)), behavior)
+
+    def _with_index(self, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` with the 'no step yet' feature prepended, and frame t's place in it; without a
+        temporal stride, ``x`` and None (frame t is step t)."""
         if self.to_frames is None:
             return x, None
-        index = self.to_frames.index(step_ends(self.convnet, t), t)
-        return self.to_frames.prepend_empty(x), index.to(x.device)
+        return self.to_frames.prepend_empty(x), self._indices(t, x.device)[1]
 
     def features(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """The modulated feature map ``(B, D, T, H', W')`` shared by all sessions, one per frame."""
-        x, index = self.steps(stim, behavior)
+        x, index = self._with_index(self.steps(stim, behavior), stim.shape[2])
         return x if index is None else self.to_frames(x, index)
 
-    def forward(self, stim: torch.Tensor, behavior: torch.Tensor, session: str) -> torch.Tensor:
-        x, index = self.steps(stim, behavior)
+    def read(self, x: torch.Tensor, t: int, session: str) -> torch.Tensor:
+        """Rates ``(B, t, N)`` of ``session``'s neurons from the modulated steps ``x`` of :meth:`steps`."""
+        x, index = self._with_index(x, t)
         # the readout reads every time step alike, so reading the steps and then copying rates
         # to frames gives the same as reading per-frame features, for T'+1 steps of work, not T
         rates = self.readout(session)(x)
         return rates if index is None else rates.index_select(1, index)
+
+    def forward(self, stim: torch.Tensor, behavior: torch.Tensor, session: str) -> torch.Tensor:
+        return self.read(self.steps(stim, behavior), stim.shape[2], session)
 
     def parameter_counts(self) -> dict[str, int]:
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731

@@ -61,10 +61,6 @@ class TubeletTokenizer(nn.Module):
         kt, st, pt = self.kernel_size[0], self.stride[0], self.padding[0]
         return torch.arange(self.grid(t, 1, 1)[0]) * st - pt + kt - 1
 
-    def token_of_frame(self, t: int) -> torch.Tensor:
-        """``(t,)`` index of the newest token whose tubelet ends at or before each frame; -1: none yet."""
-        return torch.searchsorted(self.step_ends(t), torch.arange(t), right=True) - 1
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, 0, 0, 0, self.padding[0], 0))
         if self.kernel_size == self.stride and self.padding[1:] == (0, 0):
