@@ -1,10 +1,34 @@
-"""When checkpoints are written (best by val_bps_overall, last.ckpt also mid-epoch) and how:
-atomically, so a process killed while saving leaves the previous file intact."""
+"""When checkpoints are written, and so where a resumed run continues; written atomically.
+
+THE RESUME RULE. A restored run continues with the first thing its checkpoint does not
+contain: the next training batch of the epoch if batches are left, else that epoch's
+validation if it was due and is not in the checkpoint, else the first batch of the next epoch.
+To make that hold, ``last.ckpt`` is written only at the two kinds of point from which Lightning's
+loops and our loader restore exactly:
+
+1. after a training batch that is neither the last of its epoch nor one after which validation
+   is due (``every_n_train_steps``, ``every_n_minutes``): Lightning resumes the epoch at the next
+   batch and the loader skips the batches done (:class:`~neuroenc.data.windows.ResumableLoader`);
+2. after every validation (``on_validation_end``), at the epoch's end or within it: Lightning
+   resumes "on last" -- it neither trains that batch again nor validates again -- and, at an
+   epoch's end, starts the next epoch at its first batch.
+
+Never at ``on_train_epoch_end`` (Lightning's default when validation runs once per epoch) and
+never after a batch that validation follows, before that validation: Lightning restores the
+first as an epoch whose end is still to run and counts that epoch twice, so the next epoch is
+skipped (the bug of issue 15: 66 steps instead of 99), and the second as past the validation,
+so it is lost. A trigger that falls on such a batch is left to the save after validation,
+which follows within the same step (where no validation runs, as with ``limit_val_batches=0``,
+the trigger is dropped: the run resumes from an earlier point, still exactly).
+
+The best checkpoint by ``val_bps_overall`` is written after validation too. Everything a
+resumed run needs to write the same ``metrics.json`` and ``per_neuron.csv`` is callback state
+inside every checkpoint (:class:`~neuroenc.summary.RunSummary`,
+:class:`~neuroenc.per_neuron.BestPerNeuron`).
+"""
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,64 +37,79 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from neuroenc import atomic
+
+
+class AfterValidation(ModelCheckpoint):
+    """The best checkpoint by ``val_bps_overall`` and ``last.ckpt`` after every validation (rule 2),
+    whether or not the score improved (Lightning's own ``save_last`` skips it when it did not)."""
+
+    def __init__(self, dirpath: Path):
+        # no '=' in the name (Lightning's default "epoch=3"): the path can then be a Hydra override value
+        super().__init__(dirpath=dirpath, filename="best-epoch{epoch:03d}-step{step}", auto_insert_metric_name=False,
+                         monitor="val_bps_overall", mode="max", save_last=True, enable_version_counter=False,
+                         save_on_train_epoch_end=False)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        return  # never here (see the module docstring)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+
+
+class MidEpoch(ModelCheckpoint):
+    """``last.ckpt`` on a step or time trigger, after a batch that is not its epoch's last (rule 1)."""
+
+    def __init__(self, dirpath: Path, **trigger):
+        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, enable_version_counter=False,
+                         save_on_train_epoch_end=False, **trigger)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if _validation_may_follow(trainer, batch_idx):
+            return  # rule 2 covers it: restored from here, Lightning would skip that validation
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        return
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        return
+
+
+def _validation_may_follow(trainer, batch_idx: int) -> bool:
+    """Whether this batch is its epoch's last or one after which ``val_check_interval`` validates."""
+    if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or batch_idx + 1 >= trainer.num_training_batches:
+        return True
+    every = trainer.val_check_batch
+    return isinstance(every, int) and (batch_idx + 1) % every == 0
+
 
 def checkpoint_callbacks(cfg, dirpath: Path) -> list[ModelCheckpoint]:
-    """The best checkpoint by ``val_bps_overall`` and ``last.ckpt`` after every validation, plus
-    ``last.ckpt`` on the mid-epoch triggers of ``cfg.checkpoint``. The best one comes first.
+    """:class:`AfterValidation` first, then a :class:`MidEpoch` for each mid-epoch trigger of
+    ``cfg.checkpoint``.
 
     All write ``last.ckpt`` under that one name (no ``last-v1.ckpt`` when another callback or an
     earlier process wrote it), which is what ``resume`` continues from.
     """
-    # no '=' in the name (Lightning's default "epoch=3"): the path can then be a Hydra override value
-    best = ModelCheckpoint(dirpath=dirpath, filename="best-epoch{epoch:03d}-step{step}", auto_insert_metric_name=False,
-                           monitor="val_bps_overall", mode="max", save_last=True, enable_version_counter=False)
-    mid_epoch = dict(dirpath=dirpath, save_top_k=0, save_last=True, enable_version_counter=False)
-    out = [best]
+    out: list[ModelCheckpoint] = [AfterValidation(dirpath)]
     if cfg.checkpoint.every_n_train_steps:
-        out.append(ModelCheckpoint(every_n_train_steps=cfg.checkpoint.every_n_train_steps, **mid_epoch))
+        out.append(MidEpoch(dirpath, every_n_train_steps=cfg.checkpoint.every_n_train_steps))
     if cfg.checkpoint.every_n_minutes:
-        out.append(ModelCheckpoint(train_time_interval=timedelta(minutes=cfg.checkpoint.every_n_minutes), **mid_epoch))
+        out.append(MidEpoch(dirpath, train_time_interval=timedelta(minutes=cfg.checkpoint.every_n_minutes)))
     return out
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's ``torch.save`` checkpoint IO, written to a temporary file beside the target,
-    flushed to disk and then renamed over it (``os.replace`` is atomic on POSIX and Windows).
-
-    A reader therefore sees either the old checkpoint or the complete new one, never a torn file;
-    a kill mid-save leaves at most a ``.<name>.tmp-*`` file, which the next save of that name
-    clears away.
-    """
+    """Lightning's ``torch.save`` checkpoint IO through :func:`neuroenc.atomic.open_for_write`:
+    a reader sees either the old checkpoint or the complete new one, never a torn file; a kill
+    mid-save leaves at most a hidden temporary file, cleared by the next save of that name."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a process killed mid-save
-            stale.unlink(missing_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:
-            with open(tmp, "xb") as f:  # not mkstemp: the checkpoint gets the usual permissions
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (a power cut right after could otherwise undo it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not possible on every platform (Windows): the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        with atomic.open_for_write(path, "wb") as f:
+            torch.save(checkpoint, f)

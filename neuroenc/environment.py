@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from neuroenc import atomic
+
 PACKAGES = ("neuroenc", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "omegaconf", "numpy",
             "timm", "einops", "wandb", "matplotlib")
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +78,4 @@ def record(run_dir: Path, env: dict, resumed: bool) -> Path:
         content.setdefault("resumed", []).append(env)
     else:
         content = {**env, "resumed": []}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=1))
-    os.replace(tmp, path)
-    return path
+    return atomic.write_json(path, content)

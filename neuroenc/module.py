@@ -101,7 +101,10 @@ class EncoderModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         scores = {f"val_bps_{k}" if "/" not in k else f"val_bps/{k.split('/', 1)[1]}": v
                   for k, v in self.val_bps.compute().items()}
-        self.last_val_per_neuron = self.val_bps.per_neuron().cpu()
+        # compute() syncs the sums across ranks and then restores each rank's own: per-neuron scores
+        # read after it would cover this rank's windows only, so they get a sync of their own
+        with self.val_bps.sync_context():
+            self.last_val_per_neuron = self.val_bps.per_neuron().cpu()
         if self.val_oracle is not None:
             oracle = self.val_oracle.compute()["overall"]
             scores["val_bps_oracle"] = oracle

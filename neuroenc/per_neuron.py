@@ -7,6 +7,8 @@ from pathlib import Path
 
 import lightning as L
 
+from neuroenc import atomic
+
 
 class BestPerNeuron(L.Callback):
     """Keeps each neuron's val bps from the epoch with the best ``val_bps_overall``.
@@ -20,6 +22,14 @@ class BestPerNeuron(L.Callback):
         self.sessions = sessions
         self.best = float("-inf")
         self.rows: list[dict] = []
+
+    # in every checkpoint: a resumed run then describes the same epoch as metrics.json's best_epoch
+    def state_dict(self) -> dict:
+        return {"best": self.best, "rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = state["best"]
+        self.rows = list(state["rows"])
 
     def on_validation_end(self, trainer, pl_module):
         # on_validation_end, not *_epoch_end: the module computes the scores in its epoch-end hook
@@ -40,7 +50,7 @@ class BestPerNeuron(L.Callback):
 
     def write(self) -> list[dict]:
         if self.rows:
-            with open(self.path, "w", newline="") as f:
+            with atomic.open_for_write(self.path, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(self.rows[0]))
                 w.writeheader()
                 w.writerows(self.rows)

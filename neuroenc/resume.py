@@ -10,11 +10,11 @@ directories record the job's own overrides.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from neuroenc import atomic
 from neuroenc.validate import ConfigError
 
 LAST = Path("checkpoints") / "last.ckpt"
@@ -106,5 +106,5 @@ def run_of_this_job(resume: str, hydra_cfg) -> Path:
     run = run_to_continue(resume, list(hydra_cfg.overrides.task), pattern).resolve()
     here = Path(hydra_cfg.runtime.output_dir).resolve()
     if run != here:
-        (here / "resumed.json").write_text(json.dumps({"continued_run": str(run)}, indent=1) + "\n")
+        atomic.write_json(here / "resumed.json", {"continued_run": str(run)})
     return run

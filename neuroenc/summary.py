@@ -8,6 +8,8 @@ from pathlib import Path
 
 import lightning as L
 
+from neuroenc import atomic
+
 
 class RunSummary(L.Callback):
     """Collects what ``metrics.json`` reports: best/final val bits per spike, step times, sizes.
@@ -88,5 +90,5 @@ class RunSummary(L.Callback):
         }
         if error:
             out["error"] = error
-        self.path.write_text(json.dumps(out, indent=1))
+        atomic.write_text(self.path, json.dumps(out, indent=1))  # a kill mid-write leaves the old file
         return out

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from neuroenc.data.sessions import SessionWriter, make_temp_dir, open_session, replace_dir
+from neuroenc import atomic
+from neuroenc.data.sessions import SessionWriter, open_session
 
 FRAME_RATE = 30.0  # Hz, the rate at which Sensorium 2023 videos and responses are sampled
 BEHAVIOR_NAMES = ["pupil_dilation", "running_speed", "pupil_x", "pupil_y"]
@@ -271,7 +272,7 @@ def convert(src: str | Path, dst: str | Path, overwrite: bool = False, show_prog
         for m in mice:
             m.session_id = m.folder.name
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(dst)
+    tmp = atomic.temp_dir_beside(dst)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("trials"),
                TimeRemainingColumn())
     try:
@@ -279,7 +280,7 @@ def convert(src: str | Path, dst: str | Path, overwrite: bool = False, show_prog
             summaries = [convert_mouse(m, tmp / m.session_id, progress) for m in mice]
         for m in mice:
             open_session(tmp / m.session_id)  # validates, and stores training statistics beside the data
-        replace_dir(tmp, dst)
+        atomic.replace_dir(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

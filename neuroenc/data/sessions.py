@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from neuroenc import atomic
 
 FORMAT = "neuroenc-session/1"
 SPLITS = ("train", "val", "test")
@@ -178,32 +179,6 @@ class Session:
         return self._stats
 
 
-def _umask() -> int:
-    try:  # read, not set-and-restore: another thread could create a file in between
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
-    except (OSError, StopIteration):
-        mask = os.umask(0)
-        os.umask(mask)
-        return mask
-
-
-def make_temp_dir(dest: Path, label: str = "tmp") -> Path:
-    """A hidden directory beside ``dest`` with the permissions a plain ``mkdir`` would give it
-    (``mkdtemp`` makes it private, and it keeps its mode when renamed into place)."""
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.{label}-"))
-    tmp.chmod(0o777 & ~_umask())
-    return tmp
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
 # ------------------------------------------------------------------------------------- opening
 
 
@@ -344,8 +319,9 @@ def _load_or_scan(s: Session) -> tuple[dict, dict]:
             return stored["checks"], stored["stats"]
     checks, stats = _scan(s)
     try:
-        _atomic_write_text(cache, json.dumps({"version": SCAN_VERSION, "stamp": stamp, "checks": checks,
-                                              "stats": stats}))
+        # a cache, recomputed when lost: not worth an fsync on every first open
+        atomic.write_json(cache, {"version": SCAN_VERSION, "stamp": stamp, "checks": checks, "stats": stats},
+                          durable=False, indent=None)
     except OSError as e:
         warnings.warn(f"session {s.path.name!r}: cannot store stats.json beside the data ({e}); "
                       "the session is scanned again on every open", stacklevel=3)
@@ -445,18 +421,6 @@ def open_sessions(root: str | os.PathLike) -> list[Session]:
 # ------------------------------------------------------------------------------------- writing
 
 
-def replace_dir(tmp: Path, dest: Path) -> None:
-    """Move the complete directory ``tmp`` to ``dest``; an existing ``dest`` is moved aside first
-    and deleted only after the rename, so ``dest`` is at every moment either old or new, never half."""
-    old = None
-    if dest.exists():
-        old = make_temp_dir(dest, "old")
-        os.replace(dest, old / dest.name)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 class SessionWriter:
     """Writes a session block by block (a trial at a time, say) without holding it in memory.
 
@@ -493,7 +457,7 @@ class SessionWriter:
             shapes["rates"] = ((n_neurons,), np.dtype(np.float32))
         self.layout = shapes
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = make_temp_dir(self.path)
+        self.tmp = atomic.temp_dir_beside(self.path)
         self.files = {}
         self.written = 0
         try:
@@ -552,8 +516,9 @@ class SessionWriter:
             fh.close()
         (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if self.path.exists() and not self.overwrite:
-            raise FileExistsError(f"session {self.path.name!r}: destination appeared while writing: {self.path}")
-        replace_dir(self.tmp, self.path)
+            raise FileExistsError(f"session {self.path.name!r}: destination exists: {self.path} "
+                                  "(it appeared while writing)")
+        atomic.replace_dir(self.tmp, self.path)  # fsyncs every file first
         self.tmp = None
         return self.path
 

@@ -15,12 +15,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from neuroenc import atomic
 from neuroenc.data.sessions import write_session
 
 BEHAVIOR_NAMES = ["eye_x", "eye_y", "running", "pupil"]
@@ -194,20 +194,14 @@ def ensure_simulated(cache_dir: str | os.PathLike, p: SimulationParams) -> Path:
     final = cache_dir / f"synthetic-{p.key()}"
     if (final / "COMPLETE").exists():
         return final
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".synthetic-{p.key()}.tmp-"))
+    tmp = atomic.temp_dir_beside(final)
     try:
         simulate(tmp / "sessions", p)
         for d in sorted((tmp / "sessions").iterdir()):
             os.replace(d, tmp / d.name)
         (tmp / "sessions").rmdir()
         (tmp / "COMPLETE").write_text(json.dumps(asdict(p)))
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / "COMPLETE").exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # another job finished first
+        atomic.publish_dir(tmp, final)  # loses harmlessly to a job that published it first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

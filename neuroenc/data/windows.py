@@ -111,11 +111,17 @@ class SessionBatchSampler(Sampler[list[int]]):
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` over a :class:`SessionBatchSampler` that a run can resume mid-epoch.
 
-    ``state_dict()`` (epoch, batches handed out) goes into every checkpoint (through the
-    datamodule, see ``SessionDataModule.state_dict``); given back to ``load_state_dict`` before
-    iterating, it makes a resumed run go on with the batch after the last one trained, in the
-    interrupted epoch's order. Batches are counted as they are handed out, so those that workers
-    fetched ahead are not counted as seen.
+    ``state_dict()`` is the position of the next batch to train, ``{"epoch", "batches_served"}``;
+    it goes into every checkpoint (through the datamodule, see ``SessionDataModule.state_dict``).
+    Given back to ``load_state_dict`` before iterating, it makes a resumed run go on with that
+    batch, in its epoch's order. Batches are counted as they are handed out, so those that
+    workers fetched ahead are not counted as seen.
+
+    An epoch whose batches were all handed out is recorded as the next epoch at batch 0, not as
+    "epoch e, all served": Lightning may take the first iterator it makes after a restore for the
+    *next* epoch (it sets the sampler's epoch only after that iterator exists), and a leftover
+    "skip every batch" would then empty that epoch. Where a restore continues is decided in
+    :mod:`neuroenc.checkpointing` (the resume rule); this is the loader's half of it.
     """
 
     def __init__(self, dataset, batch_sampler: SessionBatchSampler, **kwargs):
@@ -129,7 +135,10 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict:
-        return {"epoch": self.batch_sampler.epoch, "batches_served": self.batches_served}
+        epoch, served = self.batch_sampler.epoch, self.batches_served
+        if served >= len(self.batch_sampler):
+            epoch, served = epoch + 1, 0
+        return {"epoch": epoch, "batches_served": served}
 
     def load_state_dict(self, state: dict) -> None:
         self.batch_sampler.set_epoch(state["epoch"])
