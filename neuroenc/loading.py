@@ -7,6 +7,7 @@ config, the session ids and the data shapes (``checkpoint["neuroenc"]``, written
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +73,51 @@ def config_differences(stored, given, only=None, ignore=()) -> list[str]:
     return out
 
 
+# Python objects a neuroenc checkpoint holds beyond what ``torch.load(weights_only=True)`` accepts
+# by itself (tensors, dicts, lists, tuples, strings, numbers, None): none. Lightning's loop and
+# optimizer state, our callbacks' state and the config are all plain containers; a type added to
+# a checkpoint later must be named here, and tests/test_safe_load.py checks a trained run loads.
+SAFE_GLOBALS: tuple = ()
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint file holding a pickled object neuroenc does not write: refused, not unpickled."""
+
+
+def _blocked_global(message: str) -> str:
+    """``posix.system`` from torch's "Trying to load unsupported GLOBAL posix.system whose ..."."""
+    for line in message.splitlines():
+        if "GLOBAL" in line:
+            return line.split("GLOBAL", 1)[1].split()[0]
+    return "an object"
+
+
 def read_checkpoint(path, map_location="cpu") -> dict:
+    """The content of a checkpoint file, read without running any code it may carry.
+
+    ``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS`: a checkpoint someone sent may
+    be a crafted pickle, and a plain ``torch.load`` would execute it. Raises
+    :class:`UnsafeCheckpointError` for a file with anything else in it, ``ValueError`` for one
+    that is no checkpoint or not neuroenc's.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    # a Lightning checkpoint holds optimizer and loop state besides tensors: not weights-only;
-    # memory-mapped, so reading the config of a large checkpoint does not read its tensors
-    ckpt = torch.load(path, map_location=map_location, weights_only=False, mmap=True)
-    if "neuroenc" not in ckpt or "state_dict" not in ckpt:
+    try:
+        # memory-mapped, so reading the config of a large checkpoint does not read its tensors
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(
+            f"checkpoint {str(path)!r} refused: it holds a pickled Python object ({_blocked_global(str(e))}) of a "
+            "kind neuroenc checkpoints never contain, and unpickling it could run code from the file, so nothing "
+            "was loaded. Open it with torch.load(..., weights_only=False) only if you trust its source") from None
+    except RuntimeError as e:  # not a zip file torch.save wrote (mmap needs one)
+        raise ValueError(f"checkpoint {str(path)!r} is not a checkpoint torch.save wrote ({e})") from None
+    if not isinstance(ckpt, dict) or "neuroenc" not in ckpt or "state_dict" not in ckpt:
+        keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"checkpoint {str(path)!r} was not written by neuroenc training "
-                         f"(no 'neuroenc' entry; keys: {sorted(ckpt)})")
+                         f"(no 'neuroenc' entry; keys: {keys})")
     return ckpt
 
 

@@ -82,7 +82,10 @@ NEUTRAL_KEYS = ("resume", "logger", "checkpoint", "trainer.enable_progress_bar",
 
 def checkpoint_to_continue(cfg, run_dir: Path) -> Path | None:
     """``run_dir/checkpoints/last.ckpt`` when ``cfg.resume`` asks to continue, after checking that
-    it was written with this config (apart from :data:`NEUTRAL_KEYS`); None for a new run."""
+    it was written with this config (apart from :data:`NEUTRAL_KEYS`); None for a new run.
+
+    The check reads the file with :func:`~neuroenc.loading.read_checkpoint` (no code runs), so a
+    checkpoint with pickled objects is refused before Lightning's own loader opens it."""
     from neuroenc.loading import config_differences, read_checkpoint
 
     if not requested(cfg.resume):
