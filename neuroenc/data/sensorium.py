@@ -28,6 +28,7 @@ destination as it was.
 
 from __future__ import annotations
 
+import pickle
 import re
 import shutil
 import time
@@ -39,7 +40,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from neuroenc import atomic
-from neuroenc.data.sessions import SessionWriter, open_session
+from neuroenc.data.sessions import SessionWriter, link_problem, npy_problem, open_session
 
 FRAME_RATE = 30.0  # Hz, the rate at which Sensorium 2023 videos and responses are sampled
 BEHAVIOR_NAMES = ["pupil_dilation", "running_speed", "pupil_x", "pupil_y"]
@@ -81,12 +82,17 @@ class Mouse:
 
     def load(self, array: str, trial: int, mmap: bool = False) -> np.ndarray:
         f = self.file(array, trial)
+        if link_problem(f):
+            self.fail(f, link_problem(f))
         if not f.exists():
             self.fail(f, f"missing (trial {trial} has tier {self.tiers[trial]!r})")
         try:
-            return np.load(f, mmap_mode="r" if mmap else None)
-        except (ValueError, OSError) as e:
-            self.fail(f, f"cannot be read as .npy ({e})")
+            a = np.load(f, mmap_mode="r" if mmap else None)
+        except (ValueError, OSError, EOFError) as e:
+            self.fail(f, npy_problem(f, e))
+        if a.dtype.kind not in "biuf":
+            self.fail(f, f"dtype {a.dtype} is not real numbers")
+        return a
 
 
 def session_id_of(folder: Path) -> str:
@@ -110,17 +116,45 @@ def find_mice(src: Path) -> list[Path]:
     return mice
 
 
-def _load_meta(folder: Path, rel: str, allow_pickle: bool = False) -> np.ndarray:
+def _load_meta(folder: Path, rel: str) -> np.ndarray:
     f = folder / rel
+    fail = lambda problem: SensoriumFormatError(f"mouse {folder.name!r}: {rel}: {problem} (in {folder})")  # noqa: E731
+    if link_problem(f):
+        raise fail(link_problem(f))
     if not f.exists():
-        raise SensoriumFormatError(f"mouse {folder.name!r}: {rel}: missing (in {folder})")
+        raise fail("missing")
     try:
-        return np.load(f, allow_pickle=allow_pickle)
-    except ValueError as e:
-        if not allow_pickle and "allow_pickle" in str(e):
-            # tier names are often saved as an object array of str; this is the user's own download
-            return np.load(f, allow_pickle=True)
-        raise SensoriumFormatError(f"mouse {folder.name!r}: {rel}: cannot be read as .npy ({e}) (in {folder})")
+        try:
+            return np.load(f)
+        except ValueError as e:
+            if "allow_pickle" not in str(e):
+                raise
+            return _load_object_array(f)  # tier names are often saved as an object array of str
+    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as e:
+        raise fail(npy_problem(f, e)) from None
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles an object array of plain values and nothing else: a crafted .npy cannot run code."""
+
+    ALLOWED = {("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it holds a pickled {module}.{name}, not an array of strings; not loaded")
+        return super().find_class(module, name)
+
+
+def _load_object_array(f: Path) -> np.ndarray:
+    with open(f, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        read_header(fh)
+        array = _ArrayOnlyUnpickler(fh).load()
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"expected an array, found a pickled {type(array).__name__}")
+    return array
 
 
 def read_mouse(folder: Path) -> Mouse:
@@ -140,11 +174,15 @@ def read_mouse(folder: Path) -> Mouse:
     videos = folder / "data" / "videos"
     if not videos.is_dir():
         mouse.fail("data/videos", "missing directory")
-    ids = []
-    for f in videos.glob("*.npy"):
+    ids, files = [], {}
+    for f in sorted(videos.glob("*.npy")):
         if not f.stem.isdigit():
             mouse.fail(f, "trial files must be named <trial id>.npy")
-        ids.append(int(f.stem))
+        t = int(f.stem)
+        if t in files:  # 5.npy and 05.npy: one trial, two recordings
+            mouse.fail(files[t], f"trial {t} has two files, {files[t].name} and {f.name}")
+        files[t] = f
+        ids.append(t)
     for t in ids:
         if t >= len(tiers_arr):
             mouse.fail(f"data/videos/{t}.npy",
@@ -155,8 +193,9 @@ def read_mouse(folder: Path) -> Mouse:
         mouse.fail(f"data/videos/{missing[0]}.npy", f"missing (trial {missing[0]} has tier "
                                                     f"{mouse.tiers[missing[0]]!r}; {len(missing)} trials missing)")
     mouse.trials = sorted(t for t in ids if TIER_SPLITS[mouse.tiers[t]] is not None)
-    if not any(TIER_SPLITS[mouse.tiers[t]] == "train" for t in mouse.trials):
-        mouse.fail("meta/trials/tiers.npy", "no trial has tier 'train'")
+    for split, tier in (("train", "train"), ("val", "oracle")):  # what training needs; a test split may be absent
+        if not any(TIER_SPLITS[mouse.tiers[t]] == split for t in mouse.trials):
+            mouse.fail("meta/trials/tiers.npy", f"no trial has tier {tier!r} (the {split} split)")
     return mouse
 
 
@@ -207,6 +246,7 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
     mouse.stim_dtype = np.uint8 if as_uint8 else np.float16
     counts = dict(padding_frames_dropped=0, responses_nan_masked=0, responses_clipped=0, behavior_nan_filled=0)
     n_frames = sum(mouse.lengths.values())
+    train_bins = np.zeros(len(mouse.unit_ids), np.int64)  # finite responses per neuron in training trials
     write = progress.add_task(f"write {mouse.session_id}", total=len(mouse.trials))
     with SessionWriter(dest, n_frames=n_frames, n_neurons=len(mouse.unit_ids), frame_shape=(36, 64),
                        behavior_names=BEHAVIOR_NAMES, stim_dtype=mouse.stim_dtype, dfs=True) as w:
@@ -222,6 +262,8 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
             if np.isinf(robs).any():
                 mouse.fail(mouse.file("responses", t), "contains inf")
             robs = np.where(nan, 0.0, np.maximum(robs, 0.0))
+            if TIER_SPLITS[mouse.tiers[t]] == "train":
+                train_bins += (~nan).sum(0)
             beh = np.concatenate([mouse.load("behavior", t)[:, :n], mouse.load("pupil_center", t)[:, :n]]).T
             beh, filled = fill_nan(beh.astype(np.float64))
             if np.isnan(beh).any():
@@ -233,7 +275,12 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
             w.append(stim=stim if as_uint8 else stim.astype(np.float16), robs=robs, behavior=beh,
                      trial=np.full(n, t), dfs=~nan)
             progress.advance(write)
+        silent = np.flatnonzero(train_bins == 0)
+        if len(silent):
+            mouse.fail("data/responses", f"neuron {silent[0]} (unit id {mouse.unit_ids[silent[0]]}) is NaN in every "
+                                         f"training trial ({len(silent)} such neurons): it could never be trained")
         splits = {s: [t for t in mouse.trials if TIER_SPLITS[mouse.tiers[t]] == s] for s in ("train", "val", "test")}
+        splits = {s: trials for s, trials in splits.items() if trials}  # a mouse without test trials has no test split
         provenance = {
             "source": "sensorium2023",
             "source_folder": str(mouse.folder.resolve()),
@@ -266,7 +313,15 @@ def convert(src: str | Path, dst: str | Path, overwrite: bool = False, show_prog
     if src.resolve() == dst.resolve() or dst.resolve() in src.resolve().parents:
         raise SensoriumFormatError(f"destination {str(dst)!r} contains the source {str(src)!r}; "
                                    "replacing it would delete the source")
-    mice = [read_mouse(f) for f in find_mice(src)]
+    folders = find_mice(src)
+    seen: dict[Path, Path] = {}
+    for f in folders:  # a folder linked in twice would be two sessions of one recording
+        if f.resolve() in seen:
+            first = seen[f.resolve()]
+            raise SensoriumFormatError(f"mouse {first.name!r}: the source lists this folder twice ({first.name!r} and "
+                                       f"{f.name!r} are the same folder); session ids must be unique (in {src})")
+        seen[f.resolve()] = f
+    mice = [read_mouse(f) for f in folders]
     ids = [m.session_id for m in mice]
     if len(set(ids)) != len(ids):  # the shortened names collide: keep the full folder names
         for m in mice:

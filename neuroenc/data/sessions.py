@@ -19,6 +19,7 @@ temporary directory that is renamed into place, so a session on disk is always c
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ REQUIRED = ("stim", "robs", "behavior", "trial")
 OPTIONAL = ("dfs", "rates")
 META_KEYS = ("session_id", "frame_rate", "neuron_ids", "behavior_names", "splits")
 STIM_DTYPES = (np.uint8, np.float16, np.float32)
-SCAN_VERSION = 1  # bump when the content of stats.json changes, so old ones are recomputed
+SCAN_VERSION = 2  # bump when the content of stats.json changes, so old ones are recomputed
 CHUNK_BYTES = 32 << 20  # float64 working set per array while scanning a session
 LEVELS = np.arange(256, dtype=np.float64)
 
@@ -47,6 +48,37 @@ class SessionFormatError(ValueError):
 
 def _fail(path: Path, name: str, problem: str):
     raise SessionFormatError(f"session {path.name!r}: {name}: {problem} (in {path})")
+
+
+def link_problem(f: Path) -> str | None:
+    """What is wrong with ``f`` if it is a symbolic link that leads nowhere (``exists()`` says
+    only False for those, which would read as "missing")."""
+    if not f.is_symlink():
+        return None
+    try:
+        os.stat(f)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop (it leads back to itself)"
+        return f"a broken symbolic link (to {os.readlink(f)!r})"
+    return None
+
+
+def npy_problem(f: Path, error: Exception) -> str:
+    """Why ``numpy.load`` failed on ``f``: a file shorter than its header's shape needs (a copy
+    cut short) is said so; anything else gives numpy's reason."""
+    try:
+        with open(f, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
+            need = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        size = f.stat().st_size
+        if size < need:
+            return f"truncated: {size} bytes, but its header's shape {tuple(shape)} of {dtype} needs {need}"
+    except (ValueError, OSError, EOFError):
+        pass
+    return f"cannot be read as .npy ({error})"
 
 
 class RowReader:
@@ -189,32 +221,50 @@ def open_session(path: str | os.PathLike) -> Session:
     over the data; its result is stored in ``stats.json`` and reused while no file changes.
     """
     path = Path(path)
+    if link_problem(path):
+        raise SessionFormatError(f"session {path.name!r}: {link_problem(path)}: {path}")
     if not path.is_dir():
         raise SessionFormatError(f"session {path.name!r}: not a directory: {path}")
-    meta_file = path / "meta.json"
-    if not meta_file.exists():
-        _fail(path, "meta.json", "missing")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as e:
-        _fail(path, "meta.json", f"not valid JSON ({e})")
+    meta = _read_meta(path)
     for key in META_KEYS:
         if key not in meta:
             _fail(path, "meta.json", f"missing key {key!r}")
     arrays = {}
     for name in (*REQUIRED, *OPTIONAL):
         f = path / f"{name}.npy"
+        if link_problem(f):
+            _fail(path, f.name, link_problem(f))
         if not f.exists():
             if name in REQUIRED:
                 _fail(path, f.name, "missing array")
             continue
         try:
             arrays[name] = np.load(f, mmap_mode="r")
-        except ValueError as e:
-            _fail(path, f.name, f"cannot be read as .npy ({e})")
+        except (ValueError, OSError, EOFError) as e:
+            _fail(path, f.name, npy_problem(f, e))
     s = Session(path=path, meta=meta, **arrays)
     validate(s)
     return s
+
+
+def _read_meta(path: Path) -> dict:
+    f = path / "meta.json"
+    if link_problem(f):
+        _fail(path, f.name, link_problem(f))
+    if not f.exists():
+        _fail(path, f.name, "missing")
+    raw = f.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        _fail(path, f.name, f"not UTF-8 text (byte {raw[e.start]:#04x} at position {e.start}); write it as UTF-8 JSON")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as e:
+        _fail(path, f.name, f"not valid JSON ({e})")
+    if not isinstance(meta, dict):
+        _fail(path, f.name, f"expected a JSON object with the keys {list(META_KEYS)}, got a {type(meta).__name__}")
+    return meta
 
 
 def validate(s: Session) -> None:
@@ -282,6 +332,11 @@ def _check_structure(s: Session) -> None:
             seen[t] = split
     if not s.segments("train"):
         _fail(p, "meta.json", "no training trials (splits.train is empty or names no trial in trial.npy)")
+    for split, trials in m["splits"].items():
+        if not s.segments(split):  # a listed split the loader would silently find nothing in
+            what = "it is empty" if not trials else f"its trials {sorted(trials)[:5]} are not in trial.npy"
+            _fail(p, "meta.json", f"split {split!r} names no trial of trial.npy ({what}); give it trials or "
+                                  "leave it out of splits")
 
 
 def _check_content(s: Session, checks: dict) -> None:
@@ -296,6 +351,13 @@ def _check_content(s: Session, checks: dict) -> None:
                              f"{checks['robs_first_negative']}); responses must be counts or non-negative")
     if checks["robs_inf"]:
         _fail(p, "robs.npy", f"{checks['robs_inf']} infinite responses")
+    silent = checks["neurons_without_train_bins"]
+    if silent:
+        ids = [s.meta["neuron_ids"][j] for j in silent]
+        which = (f"neuron {silent[0]} (id {ids[0]}) has" if len(silent) == 1 else
+                 f"neurons {silent[:10]} (ids {ids[:10]}){' ...' if len(silent) > 10 else ''} have")
+        _fail(p, "robs.npy", f"{which} no valid bin in the training split (NaN, or 0 in dfs.npy, on every training "
+                             "frame): its readout could never be trained; leave it out of the session")
     if checks["robs_nan"]:
         warnings.warn(f"session {p.name!r}: robs.npy has {checks['robs_nan']} NaN bins; "
                       "they are masked out of loss and metrics", stacklevel=3)
@@ -397,6 +459,7 @@ def _scan(s: Session) -> tuple[dict, dict]:
         "behavior_std": finite(np.where(bstd > 0, bstd, 1.0)),
         "mean_rate": finite(acc["r"] / np.maximum(acc["rn"], 1)),
     }
+    checks["neurons_without_train_bins"] = np.flatnonzero(acc["rn"] == 0).tolist()
     return checks, stats
 
 
@@ -412,10 +475,17 @@ def open_sessions(root: str | os.PathLike) -> list[Session]:
     root = Path(root)
     if not root.is_dir():
         raise SessionFormatError(f"data root {str(root)!r} does not exist or is not a directory")
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    dirs = sorted(d for d in root.iterdir() if not d.name.startswith(".") and (d.is_dir() or link_problem(d)))
     if not dirs:
         raise SessionFormatError(f"data root {str(root)!r} holds no session directories")
-    return [open_session(d) for d in dirs]
+    sessions = [open_session(d) for d in dirs]
+    first: dict[str, Session] = {}
+    for s in sessions:
+        if s.id in first:  # one readout per id: two recordings would share it
+            _fail(s.path, "meta.json", f"session id {s.id!r} is also the id of session directory "
+                                       f"{first[s.id].path.name!r}; session ids must be unique")
+        first[s.id] = s
+    return sessions
 
 
 # ------------------------------------------------------------------------------------- writing
