@@ -27,21 +27,45 @@ def _instantiate(node: DictConfig, key: str, **kwargs):
         cause = e.__cause__ or e
         if isinstance(cause, ConfigError):  # the part already named the full key
             raise cause from None
+        # constructors name their own argument ("nonlinearity: ..."); the config path is ours to add
+        arg, sep, problem = str(cause).partition(": ")
+        if sep and arg in node:
+            raise ConfigError(f"{key}.{arg}", problem) from cause
         raise ConfigError(key, f"cannot build {node._target_}: {cause}") from cause
 
 
-def build_encoder(cfg: DictConfig, info: DatasetInfo) -> Encoder:
-    """Build the encoder and run one small forward pass so impossible shapes fail now."""
+def build_shifter(cfg: DictConfig, info: DatasetInfo):
+    """The configured shifter, or None (``shifter=none``, a config from before shifters, or the
+    ``auto`` option on data without eye-position columns)."""
+    node = cfg.get("shifter")
+    if node is None or node.get("_target_") is None:
+        return None
+    shifter = _instantiate(node, "shifter", behavior_names=list(info.behavior_names or []),
+                           session_ids=info.session_ids)
+    return shifter if shifter.active else None
+
+
+def build_encoder(cfg: DictConfig, info: DatasetInfo, rf_centers: dict | None = None) -> Encoder:
+    """Build the encoder and run one small forward pass so impossible shapes fail now.
+
+    ``rf_centers`` (session -> ``(N, 2)`` pixels, see ``SessionDataModule.rf_centers``) place the
+    readouts at ``readout.init_positions=data``; without them (a model rebuilt to load a
+    checkpoint into) positions start uniform, to be overwritten.
+    """
     frontend = _instantiate(cfg.frontend, "frontend", in_channels=info.in_channels)
     convnet = _instantiate(cfg.convnet, "convnet", in_channels=frontend.out_channels)
     modulator = _instantiate(cfg.modulator, "modulator", in_channels=convnet.out_channels,
                              behavior_dim=info.behavior_dim)
+    grid = convnet.feature_grid(tuple(info.frame_shape))
+    from_data = rf_centers is not None and cfg.readout.get("init_positions") == "data"
     readouts = {
         s: _instantiate(cfg.readout, "readout", in_channels=modulator.out_channels, n_neurons=info.n_neurons[s],
-                        mean_rate=info.mean_rate[s])
+                        mean_rate=info.mean_rate[s],
+                        init_mean=grid.to_grid(torch.as_tensor(rf_centers[s], dtype=torch.float64)) if from_data else None)
         for s in info.session_ids
     }
-    encoder = Encoder(frontend, convnet, modulator, readouts)
+    encoder = Encoder(frontend, convnet, modulator, readouts, shifter=build_shifter(cfg, info),
+                      frame_shape=info.frame_shape)
     dry_run(encoder, cfg, info)
     return encoder
 
@@ -74,7 +98,7 @@ def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
                 x = encoder.modulate(x, beh)
             except RuntimeError as e:
                 raise ConfigError("modulator", f"cannot process features of shape {tuple(x.shape)}: {e}") from e
-            y = encoder.read(x, t, info.session_ids[0])
+            y = encoder.read(x, beh, info.session_ids[0])
         expect = (1, t, info.n_neurons[info.session_ids[0]])
         if tuple(y.shape) != expect:
             raise ConfigError("convnet", f"encoder output {tuple(y.shape)} is not (B, T, N) = {expect}")
@@ -96,8 +120,8 @@ def apply_speed_options(encoder: Encoder, cfg: DictConfig) -> Encoder:
     return encoder
 
 
-def build_module(cfg: DictConfig, info: DatasetInfo) -> EncoderModule:
-    encoder = apply_speed_options(build_encoder(cfg, info), cfg)
+def build_module(cfg: DictConfig, info: DatasetInfo, rf_centers: dict | None = None) -> EncoderModule:
+    encoder = apply_speed_options(build_encoder(cfg, info, rf_centers), cfg)
     return EncoderModule(encoder, info.n_neurons, OmegaConf.to_container(cfg.optim, resolve=True),
                          has_oracle=info.has_oracle, config=OmegaConf.to_container(cfg, resolve=True),
                          data_info=dataclasses.asdict(info), seed=cfg.seed)

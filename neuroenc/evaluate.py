@@ -35,6 +35,7 @@ from rich.table import Table
 
 from neuroenc import evaluation_plots as plots
 from neuroenc.build import build_datamodule
+from neuroenc.health import readout_centers_px
 from neuroenc.loading import load
 from neuroenc.metrics import Correlation
 from neuroenc.module import EncoderModule
@@ -60,18 +61,6 @@ def default_out_dir(checkpoint: Path) -> Path:
     checkpoint = Path(checkpoint).resolve()
     run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     return run / "evaluation" / checkpoint.stem
-
-
-def readout_pixels(readout, frame_shape: tuple[int, int]):
-    """Readout positions ``(N, 2)`` as (x, y) pixels of the stimulus frame, or None for a readout
-    without positions. Grid coordinates [-1, 1] are taken to span the frame from the first to the
-    last pixel centre: exact for cores that keep the resolution, within a stride otherwise."""
-    mean = getattr(readout, "mean", None)
-    if mean is None:
-        return None
-    h, w = frame_shape
-    g = mean.detach().clamp(-1, 1).cpu().double()
-    return ((g + 1) / 2 * g.new_tensor([w - 1, h - 1])).numpy()
 
 
 def example_frame(session) -> np.ndarray:
@@ -126,10 +115,10 @@ def score_split(trainer: L.Trainer, module: EncoderModule, correlation: Correlat
 def receptive_fields(model, info, sessions) -> tuple[dict[str, list], dict | None]:
     """Readout positions in pixels and, where meta.json knows them (simulated data), the true
     receptive-field centres and sizes and the distance to them; plus a summary of that distance."""
-    positions = [readout_pixels(model.readout(s), info.frame_shape) for s in info.session_ids]
+    positions = [readout_centers_px(model, s, info.behavior_dim) for s in info.session_ids]
     if any(p is None for p in positions):
         return {}, None
-    xy = np.concatenate(positions)
+    xy = np.concatenate([p.numpy() for p in positions])
     columns = {"rf_x_px": xy[:, 0].tolist(), "rf_y_px": xy[:, 1].tolist()}
     truth = [session.meta.get("neurons") for session in sessions]
     if any(t is None for t in truth):

@@ -62,6 +62,9 @@ def finish_loggers(loggers: list, result: dict, per_neuron: list[dict]) -> None:
         if result.get("best_val_bps_overall") is not None:
             run.summary["val_bps_overall"] = result["best_val_bps_overall"]
         run.summary["status"] = result.get("status")
+        for key in ("val_bps_stimulus_shuffled", "val_bps_behavior_only", "rf_distance_px_median"):
+            if result.get(key) is not None:
+                run.summary[key] = result[key]
         if per_neuron:
             columns = list(per_neuron[0])
             table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in per_neuron])

@@ -162,8 +162,31 @@ class NoModulatorConfig:
 @dataclass
 class GaussianReadoutConfig:
     _target_: str = "neuroenc.model.readout.GaussianReadout"
-    init_std: float = 0.2
+    init_std: float = 0.2  # std of the position sampled in training, grid units (learned from there)
     nonlinearity: str = "softplus"  # or "exp"
+    # "data": start each neuron at its receptive field estimated from the training split
+    # (neuroenc.data.receptive_fields); "uniform": anywhere in [-0.5, 0.5]^2
+    init_positions: str = "data"
+    feature_init_std: float = 0.01
+
+
+# ------------------------------------------------------------------------------------- shifter
+
+
+@dataclass
+class MLPShifterConfig:
+    """Eye position -> a shift of every readout position, per frame (``neuroenc.model.shifter``)."""
+
+    _target_: str = "neuroenc.model.shifter.MLPShifter"
+    columns: List[str] = field(default_factory=lambda: ["eye_x", "eye_y"])  # behaviour columns, x then y
+    hidden: List[int] = field(default_factory=lambda: [16])
+    shared: bool = False  # one MLP for all sessions, or one each
+    required: bool = True  # False (shifter=auto): no shifter when the data lacks the columns
+
+
+@dataclass
+class NoShifterConfig:
+    _target_: Optional[str] = None
 
 
 # ------------------------------------------------------------------------ trainer, logger, optim
@@ -255,6 +278,7 @@ class Config:
     convnet: Any = MISSING
     modulator: Any = MISSING
     readout: Any = MISSING
+    shifter: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -292,6 +316,7 @@ SCHEMAS = {
     "convnet": {"resnet": ResNetConfig, "vivit": ViViTConfig, "hybrid": HybridConfig},
     "modulator": {"convgru": ConvGRUConfig, "none": NoModulatorConfig},
     "readout": {"gaussian": GaussianReadoutConfig},
+    "shifter": {"mlp": MLPShifterConfig, "none": NoShifterConfig},
     "trainer": {"default": TrainerConfig},
     "logger": {"default": LoggerConfig},
 }

@@ -34,7 +34,11 @@ def test_tiny_training_run_writes_checkpoint_and_metrics_and_learns(tmp_path):
     assert m["best_val_bps_overall"] > m["init_val_bps_overall"]
     assert 0 < m["val_oracle_fraction"] <= 1 and m["val_bps_oracle"] > m["best_val_bps_overall"]
     assert set(m["val_bps_per_session"]) == {"sim00", "sim01"}
-    assert set(m["parameters"]) == {"frontend", "convnet", "modulator", "readout", "total"}
+    assert set(m["parameters"]) == {"frontend", "convnet", "modulator", "shifter", "readout", "total"}
+    # it learned the stimulus, not only the behaviour: its score falls with the stimulus shuffled
+    assert m["val_bps_stimulus_shuffled"] < 0.5 * m["best_val_bps_overall"]
+    assert m["val_bps_behavior_only"] is not None and 0 <= m["rf_distance_px_median"] < 3
+    assert "stimulus shuffled" in r.stdout and "not using the stimulus" not in r.stdout
     assert "best val bits/spike" in r.stdout
     assert not list(tmp_path.glob("*.ckpt")) and not (tmp_path / "lightning_logs").exists()
 

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from conftest import run_cli
-from neuroenc.evaluate import readout_pixels
 from neuroenc.metrics import Correlation
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -48,15 +47,6 @@ def test_evaluate_writes_per_neuron_csv_and_plots_and_reproduces_the_logged_val_
     for name in ("bps_histogram", "rf_positions", "temporal_filters", "rf_recovery"):
         png = (out / f"{name}.png").read_bytes()
         assert png.startswith(PNG) and len(png) > 5000, name
-
-
-def test_readout_positions_map_grid_corners_to_the_first_and_last_pixel_centres():
-    class Readout:
-        mean = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [3.0, -2.0]])
-
-    xy = readout_pixels(Readout(), (12, 16))
-    np.testing.assert_allclose(xy, [[0, 0], [15, 11], [7.5, 5.5], [15, 0]])
-    assert readout_pixels(object(), (12, 16)) is None
 
 
 def test_correlation_metric_equals_pearson_over_the_masked_bins_per_neuron():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from neuroenc.model.geometry import FeatureGrid
 
 
 def step_ends(convnet: nn.Module, t: int) -> torch.Tensor:
@@ -52,14 +55,24 @@ class Encoder(nn.Module):
     newest step that ends at or before t; frames before the first step get those of a learned
     'no step yet' feature. So nothing after t reaches frame t, and features are up to
     ``temporal_stride - 1`` frames old.
+
+    With a ``shifter``, each step's eye position (the behaviour at the step's newest frame) moves
+    where every neuron of the session reads, by the shifter's displacement in pixels, converted
+    to grid units through ``grid``: where the core's cells sit on a frame of ``frame_shape``
+    (:class:`~neuroenc.model.geometry.FeatureGrid`).
     """
 
     def __init__(self, frontend: nn.Module, convnet: nn.Module, modulator: nn.Module,
-                 readouts: dict[str, nn.Module]):
+                 readouts: dict[str, nn.Module], shifter: nn.Module | None = None,
+                 frame_shape: tuple[int, int] | None = None):
         super().__init__()
         self.frontend = frontend
         self.convnet = convnet
         self.modulator = modulator
+        self.shifter = shifter
+        self.grid: FeatureGrid | None = None if frame_shape is None else convnet.feature_grid(tuple(frame_shape))
+        if shifter is not None and self.grid is None:
+            raise ValueError("a shifter needs the frame shape, to turn its pixels into grid units")
         self.session_ids = list(readouts)
         # ModuleDict keys may not contain '.', session ids may
         self.readouts = nn.ModuleDict({self._key(s): m for s, m in readouts.items()})
@@ -109,12 +122,24 @@ class Encoder(nn.Module):
             self._index_cache[key] = (ends.to(device), index)
         return self._index_cache[key]
 
+    def _at_steps(self, behavior: torch.Tensor, steps: int) -> torch.Tensor:
+        """``behavior (B, T, n_behavior)`` at the newest frame of each of the core's ``steps``."""
+        if steps != behavior.shape[1]:
+            behavior = behavior.index_select(1, self._indices(behavior.shape[1], behavior.device)[0])
+        return behavior
+
     def modulate(self, core: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """The modulator on the core's steps ``(B, C, T', H', W')``, with each step's behaviour
         taken at the step's newest frame from ``behavior (B, T, n_behavior)``."""
-        if core.shape[2] != behavior.shape[1]:
-            behavior = behavior.index_select(1, self._indices(behavior.shape[1], behavior.device)[0])
-        return self.modulator(core, behavior)
+        return self.modulator(core, self._at_steps(behavior, core.shape[2]))
+
+    def shift(self, behavior: torch.Tensor, steps: int, session: str) -> torch.Tensor | None:
+        """The shifter's displacement of the readout positions at each of the core's ``steps``,
+        ``(B, T', 2)`` in grid units (x, y); None without a shifter."""
+        if self.shifter is None:
+            return None
+        pixels = self.shifter(self._at_steps(behavior, steps), session)
+        return self.grid.shift_to_grid(pixels)
 
     def steps(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """Modulated features at the core's steps, ``(B, D, T', H', W')`` (``T' = T`` without a
@@ -135,21 +160,26 @@ class Encoder(nn.Module):
         x, index = self._with_index(self.steps(stim, behavior), stim.shape[2])
         return x if index is None else self.to_frames(x, index)
 
-    def read(self, x: torch.Tensor, t: int, session: str) -> torch.Tensor:
-        """Rates ``(B, t, N)`` of ``session``'s neurons from the modulated steps ``x`` of :meth:`steps`."""
-        x, index = self._with_index(x, t)
+    def read(self, x: torch.Tensor, behavior: torch.Tensor, session: str) -> torch.Tensor:
+        """Rates ``(B, T, N)`` of ``session``'s neurons from the modulated steps ``x`` of
+        :meth:`steps` and the window's behaviour ``(B, T, n_behavior)`` (for the shifter)."""
+        shift = self.shift(behavior, x.shape[2], session)
+        x, index = self._with_index(x, behavior.shape[1])
+        if shift is not None and index is not None:
+            shift = F.pad(shift, (0, 0, 1, 0))  # the 'no step yet' feature is read unshifted
         # the readout reads every time step alike, so reading the steps and then copying rates
         # to frames gives the same as reading per-frame features, for T'+1 steps of work, not T
-        rates = self.readout(session)(x)
+        rates = self.readout(session)(x, shift)
         return rates if index is None else rates.index_select(1, index)
 
     def forward(self, stim: torch.Tensor, behavior: torch.Tensor, session: str) -> torch.Tensor:
-        return self.read(self.steps(stim, behavior), stim.shape[2], session)
+        return self.read(self.steps(stim, behavior), behavior, session)
 
     def parameter_counts(self) -> dict[str, int]:
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
         parts = {"frontend": self.frontend, "convnet": self.convnet, "modulator": self.modulator,
-                 **({} if self.to_frames is None else {"to_frames": self.to_frames}), "readout": self.readouts}
+                 **({} if self.to_frames is None else {"to_frames": self.to_frames}),
+                 **({} if self.shifter is None else {"shifter": self.shifter}), "readout": self.readouts}
         out = {k: count(m) for k, m in parts.items()}
         out["total"] = sum(p.numel() for p in self.parameters())
         return out

@@ -1,4 +1,4 @@
-"""Two building blocks shared by the cores: a causal 3-D convolution and a channel RMS norm."""
+"""Two building blocks shared by the cores: a causal 3-D convolution and a causal batch norm."""
 
 from __future__ import annotations
 
@@ -36,15 +36,37 @@ class CausalConv3d(nn.Conv3d):
         return super().forward(F.pad(x, (0, 0, 0, 0, self.time_pad, 0)))
 
 
-class ChannelRMSNorm(nn.Module):
-    """RMS norm over the channel axis of ``(B, C, ...)`` tensors, with a learned per-channel scale."""
+class FrameBatchNorm(nn.Module):
+    """Batch norm for ``(B, C, T, ...)`` (channels on dim 1, time on dim 2) that keeps contrast and
+    causality.
 
-    def __init__(self, channels: int, eps: float = 1e-6):
+    In training each frame is normalised with the per-channel mean and variance over the batch
+    and space of that frame alone, so nothing after frame t reaches it (a ``BatchNorm3d`` would mix
+    in the statistics of later frames). In eval the running statistics are used: a fixed affine
+    map per channel, so a stimulus of twice the contrast gives features of twice the size, as the
+    cells of visual cortex respond. A per-pixel norm over channels (RMS or LayerNorm) would
+    divide that contrast away.
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
+        self.momentum = momentum
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # reducing over dim 1 in place of a channels-last permute saves a copy each way on CPU
-        scale = torch.rsqrt(x.square().mean(1, keepdim=True) + self.eps)
-        return x * scale * self.weight.view(1, -1, *([1] * (x.ndim - 2)))
+        shape = (1, -1, *([1] * (x.ndim - 2)))
+        if self.training:
+            dims = (0, *range(3, x.ndim))  # batch and space; every frame (dim 2) on its own
+            var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+            with torch.no_grad():
+                m = self.momentum
+                self.running_mean.lerp_(mean.flatten(1).mean(1).to(self.running_mean.dtype), m)
+                self.running_var.lerp_(var.flatten(1).mean(1).to(self.running_var.dtype), m)
+        else:
+            mean, var = self.running_mean.view(shape), self.running_var.view(shape)
+        scale = torch.rsqrt(var + self.eps) * self.weight.view(shape)
+        return (x - mean) * scale + self.bias.view(shape)

@@ -10,6 +10,7 @@ from neuroenc.model.encoder import Encoder, step_ends
 from neuroenc.model.frontend import LearnableTemporalFrontend, PixelFrontend
 from neuroenc.model.modulator import ConvGRUModulator, NoModulator
 from neuroenc.model.readout import GaussianReadout
+from neuroenc.model.shifter import MLPShifter
 
 T, H, W, NB = 24, 12, 20, 4
 STAGES = [
@@ -40,16 +41,22 @@ MODULATORS = {
 
 
 def make_encoder(frontend, convnet, modulator):
+    """An encoder with a shifter on the eye columns (its untrained last layer given weights, so
+    the eye position does move the readouts)."""
     torch.manual_seed(0)
     f = FRONTENDS[frontend]()
     c = CONVNETS[convnet](f.out_channels)
     m = MODULATORS[modulator](c.out_channels)
-    readout = GaussianReadout(m.out_channels, 7)
-    torch.nn.init.normal_(readout.features)  # an untrained readout ignores its input: give it weights
-    return Encoder(f, c, m, {"s": readout}).eval()
+    readout = GaussianReadout(m.out_channels, 7, init_positions="uniform")
+    torch.nn.init.normal_(readout.features)
+    shifter = MLPShifter(["eye_x", "eye_y", "running", "pupil"], ["s"])
+    torch.nn.init.normal_(shifter.mlps["s"][-1].weight)
+    return Encoder(f, c, m, {"s": readout}, shifter=shifter, frame_shape=(H, W)).eval()
 
 
 def assert_causal(encoder, t0: int, what: str = "stim"):
+    """In training mode too: each forward pass draws the same readout noise (seeded), and the
+    norms' batch statistics are per frame."""
     """Frames before ``t0`` are unchanged; later ones change if any core step reads frame ``t0``
     (with a temporal stride, the behaviour of frames between step ends is never read, and the
     stimulus of frames after the last step end only reaches the next window)."""
@@ -58,6 +65,7 @@ def assert_causal(encoder, t0: int, what: str = "stim"):
     torch.manual_seed(1)
     stim, beh = torch.randn(2, 1, T, H, W), torch.randn(2, T, NB)
     with torch.no_grad():
+        torch.manual_seed(2)
         before = encoder(stim, beh, "s")
         if what == "stim":
             stim = stim.clone()
@@ -65,6 +73,7 @@ def assert_causal(encoder, t0: int, what: str = "stim"):
         else:
             beh = beh.clone()
             beh[:, t0] += 5.0
+        torch.manual_seed(2)
         after = encoder(stim, beh, "s")
     torch.testing.assert_close(after[:, :t0], before[:, :t0], rtol=0, atol=0)
     if expect_change_after:
@@ -83,6 +92,12 @@ def test_stimulus_change_at_t_leaves_earlier_predictions_unchanged(frontend, con
 @pytest.mark.parametrize("t0", [1, T // 2, T - 2, T - 1])
 def test_behaviour_change_at_t_leaves_earlier_predictions_unchanged(convnet, t0):
     assert_causal(make_encoder("learnable_temporal", convnet, "convgru"), t0, what="behavior")
+
+
+@pytest.mark.parametrize("convnet", CONVNETS)
+@pytest.mark.parametrize("what", ["stim", "behavior"])
+def test_causal_in_training_mode_with_batch_statistics(convnet, what):
+    assert_causal(make_encoder("learnable_temporal", convnet, "convgru").train(), T // 2, what=what)
 
 
 def test_temporal_stride_runs_the_modulator_at_the_cores_rate():

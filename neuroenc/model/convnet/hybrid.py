@@ -8,7 +8,8 @@ from torch import nn
 from neuroenc.model.convnet.resnet import ResNet
 from neuroenc.model.convnet.transformer import (CausalTemporalBlocks, check_block_args, drop_path_rates,
                                                 resolve_head_dim)
-from neuroenc.model.layers import ChannelRMSNorm
+from neuroenc.model.geometry import FeatureGrid
+from neuroenc.model.layers import FrameBatchNorm
 from neuroenc.validate import ConfigError
 
 
@@ -18,7 +19,7 @@ class Hybrid(nn.Module):
     The causal ResNet ``stages`` keep spatial detail (``H', W'`` and ``T'``, with ``step_ends``,
     as the ResNet gives them); a 1x1 projection to ``embedding_dim`` (when the channels differ); then
     ``num_temporal_blocks`` causal attention blocks over all frames of the window at each spatial
-    position, and a LayerNorm. Step i's features depend on frames <= ``step_ends(T)[i]`` only.
+    position, and a (contrast-keeping, causal) :class:`FrameBatchNorm`. Step i's features depend on frames <= ``step_ends(T)[i]`` only.
     """
 
     def __init__(self, in_channels: int, stages: list, embedding_dim: int = 64, num_temporal_blocks: int = 2,
@@ -32,13 +33,17 @@ class Hybrid(nn.Module):
         self.resnet = ResNet(in_channels, stages)
         c = self.resnet.out_channels
         self.proj = (nn.Identity() if c == embedding_dim else
-                     nn.Sequential(nn.Conv3d(c, embedding_dim, 1, bias=False), ChannelRMSNorm(embedding_dim)))
+                     nn.Sequential(nn.Conv3d(c, embedding_dim, 1, bias=False), FrameBatchNorm(embedding_dim)))
         self.temporal = CausalTemporalBlocks(embedding_dim, num_temporal_blocks, num_heads, head_dim, ff_dim,
                                              activation, dropout, attn_dropout,
                                              drop_path_rates(drop_path, num_temporal_blocks))
-        self.norm = nn.LayerNorm(embedding_dim)
+        # not a LayerNorm over channels: that would divide each position's contrast away
+        self.norm = FrameBatchNorm(embedding_dim)
         self.out_channels = embedding_dim
         self.temporal_stride = self.resnet.temporal_stride
+
+    def feature_grid(self, frame_shape: tuple[int, int]) -> FeatureGrid:
+        return self.resnet.feature_grid(frame_shape)
 
     def step_ends(self, t: int) -> torch.Tensor:
         return self.resnet.step_ends(t)
@@ -49,5 +54,4 @@ class Hybrid(nn.Module):
                 ("temporal blocks", self.temporal)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.temporal(self.proj(self.resnet(x)))
-        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+        return self.norm(self.temporal(self.proj(self.resnet(x))))

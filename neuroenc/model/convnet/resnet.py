@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 from timm.layers import BlurPool2d
+from timm.layers.padding import get_padding
 from torch import nn
 
-from neuroenc.model.layers import CausalConv3d, ChannelRMSNorm
+from neuroenc.model.geometry import FeatureGrid
+from neuroenc.model.layers import CausalConv3d, FrameBatchNorm
 
 
 class FramewiseBlurPool(nn.Module):
@@ -20,6 +22,10 @@ class FramewiseBlurPool(nn.Module):
         super().__init__()
         self.pool = BlurPool2d(channels, filt_size=3, stride=stride)
 
+    def feature_grid(self, grid: FeatureGrid) -> FeatureGrid:
+        p = self.pool
+        return grid.strided(p.stride, p.filt_size, get_padding(p.filt_size, p.stride))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[2]
         y = self.pool(rearrange(x, "b c t h w -> (b t) c h w"))
@@ -27,12 +33,13 @@ class FramewiseBlurPool(nn.Module):
 
 
 class ResidualStage(nn.Module):
-    """conv -> RMS norm -> SiLU -> conv -> RMS norm, plus a shortcut, -> SiLU -> dropout.
+    """conv -> norm -> SiLU -> conv -> norm, plus a shortcut, -> SiLU -> dropout.
 
     Both convolutions are causal in time. With ``temporal_stride`` s the first convolution and the
     shortcut keep frames 0, s, 2s, ... (each computed from frames up to itself), so main path and
     shortcut still add features of the same frames. Spatial downsampling is either the first
     convolution's stride (``pool='none'``) or blur-then-subsample on both paths (``'aablur'``).
+    The norms are :class:`FrameBatchNorm`: causal, and features keep the stimulus contrast.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=(3, 3, 3), stride: int = 1,
@@ -45,18 +52,24 @@ class ResidualStage(nn.Module):
             raise ValueError(f"temporal_stride must be >= 1, got {temporal_stride}")
         self.conv1 = CausalConv3d(in_channels, out_channels, kernel_size, conv_stride, dilation, bias=False,
                                   temporal_stride=temporal_stride)
-        self.norm1 = ChannelRMSNorm(out_channels)
+        self.norm1 = FrameBatchNorm(out_channels)
         self.conv2 = CausalConv3d(out_channels, out_channels, kernel_size, 1, dilation, bias=False)
-        self.norm2 = ChannelRMSNorm(out_channels)
+        self.norm2 = FrameBatchNorm(out_channels)
         self.act = nn.SiLU()
         self.pool = FramewiseBlurPool(out_channels, stride) if pool == "aablur" and stride > 1 else nn.Identity()
         if in_channels != out_channels or stride > 1 or temporal_stride > 1:
             self.shortcut = nn.Sequential(
                 nn.Conv3d(in_channels, out_channels, 1, stride=(temporal_stride, conv_stride, conv_stride), bias=False),
-                ChannelRMSNorm(out_channels))
+                FrameBatchNorm(out_channels))
         else:
             self.shortcut = nn.Identity()
         self.drop = nn.Dropout(dropout)
+
+    def feature_grid(self, grid: FeatureGrid) -> FeatureGrid:
+        """Where this stage's output cells sit, given where its input cells sit."""
+        k, d, s = self.conv1.kernel_size[1], self.conv1.dilation[1], self.conv1.stride[1]
+        grid = grid.strided(s, (k - 1) * d + 1, self.conv1.padding[1])
+        return self.pool.feature_grid(grid) if isinstance(self.pool, FramewiseBlurPool) else grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.norm1(self.conv1(x)))
@@ -101,6 +114,13 @@ class ResNet(nn.Module):
     def step_ends(self, t: int) -> torch.Tensor:
         """``(T',)`` the newest input frame each output step has seen: frame ``i * temporal_stride``."""
         return torch.arange(0, t, self.temporal_stride)
+
+    def feature_grid(self, frame_shape: tuple[int, int]) -> FeatureGrid:
+        """Where the output cells sit on a frame of ``frame_shape`` (H, W) pixels."""
+        grid = FeatureGrid(tuple(frame_shape))
+        for stage in self.stages:
+            grid = stage.feature_grid(grid)
+        return grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:

@@ -10,6 +10,8 @@ from torch import nn
 
 from neuroenc.model.convnet.transformer import (CausalTemporalBlocks, TransformerBlock, check_block_args,
                                                 drop_path_rates, resolve_head_dim, sincos_2d)
+from neuroenc.model.geometry import FeatureGrid
+from neuroenc.model.layers import FrameBatchNorm
 from neuroenc.validate import ConfigError
 
 
@@ -23,7 +25,9 @@ def _sizes(value, key: str, minimum: int) -> tuple[int, int, int]:
 
 
 class TubeletTokenizer(nn.Module):
-    """Non-overlapping or overlapping 3-D tubelets projected to ``embedding_dim``, then LayerNorm.
+    """Non-overlapping or overlapping 3-D tubelets projected to ``embedding_dim``, then a causal
+    batch norm (:class:`FrameBatchNorm`: a LayerNorm over each token's channels would remove its
+    contrast).
 
     ``(B, C, T, H, W)`` -> ``(B, D, T', H', W')``. ``kernel_size`` defaults to ``stride``
     (non-overlapping tubelets). Padding in time adds past frames only (zeros before the first
@@ -41,7 +45,14 @@ class TubeletTokenizer(nn.Module):
                                                            f"{list(self.kernel_size)} on every axis (t, h, w)")
         self.proj = nn.Conv3d(in_channels, embedding_dim, self.kernel_size, self.stride,
                               padding=(0, self.padding[1], self.padding[2]))
-        self.norm = nn.LayerNorm(embedding_dim)
+        self.norm = FrameBatchNorm(embedding_dim)
+
+    def feature_grid(self, frame_shape: tuple[int, int]) -> FeatureGrid:
+        """Where the token cells sit on a frame of ``frame_shape`` (H, W) pixels: the centres of
+        their tubelets."""
+        (_, kh, kw), (_, sh, sw), (_, ph, pw) = self.kernel_size, self.stride, self.padding
+        h, w = self.grid(1, *frame_shape)[1:]
+        return FeatureGrid((h, w), (sh, sw), ((kh - 1) / 2 - ph, (kw - 1) / 2 - pw))
 
     def grid(self, t: int, h: int, w: int) -> tuple[int, int, int]:
         """Token grid ``(T', H', W')`` for an input of ``t x h x w``; a size < 1 means it does not fit."""
@@ -70,9 +81,8 @@ class TubeletTokenizer(nn.Module):
             patches = rearrange(x[:, :, :t * kt, :h * kh, :w * kw], "b c (t i) (h j) (w k) -> b t h w (c i j k)",
                                 i=kt, j=kh, k=kw)
             y = F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)  # (B, T', H', W', D)
-        else:
-            y = self.proj(x).movedim(1, -1)
-        return self.norm(y).movedim(-1, 1)
+            return self.norm(y.movedim(-1, 1))
+        return self.norm(self.proj(x))
 
 
 class TokenDropout(nn.Module):
@@ -153,9 +163,12 @@ class ViViT(nn.Module):
                                      num_registers=num_registers, causal=spatial_causal, **common)
         self.temporal = CausalTemporalBlocks(embedding_dim, num_temporal_blocks, drop_path=rates[num_spatial_blocks:],
                                              **common)
-        self.norm = nn.LayerNorm(embedding_dim)
+        self.norm = FrameBatchNorm(embedding_dim)  # keeps contrast, unlike a LayerNorm per token
         self.out_channels = embedding_dim
         self.temporal_stride = self.tokenizer.stride[0]
+
+    def feature_grid(self, frame_shape: tuple[int, int]) -> FeatureGrid:
+        return self.tokenizer.feature_grid(frame_shape)
 
     def check_input(self, shape: tuple[int, int, int]) -> None:
         self.tokenizer.check_input(shape)
@@ -168,5 +181,4 @@ class ViViT(nn.Module):
         return [("tokenizer", self.tokenizer), ("spatial blocks", self.spatial), ("temporal blocks", self.temporal)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.temporal(self.spatial(self.drop_tokens(self.tokenizer(x))))
-        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+        return self.norm(self.temporal(self.spatial(self.drop_tokens(self.tokenizer(x)))))
