@@ -40,7 +40,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from neuroenc import atomic
-from neuroenc.data.sessions import SessionWriter, link_problem, npy_problem, open_session
+from neuroenc.data.sessions import SessionWriter, link_problem, npy_problem, open_session, read_npy_header
 
 FRAME_RATE = 30.0  # Hz, the rate at which Sensorium 2023 videos and responses are sampled
 BEHAVIOR_NAMES = ["pupil_dilation", "running_speed", "pupil_x", "pupil_y"]
@@ -148,9 +148,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
 def _load_object_array(f: Path) -> np.ndarray:
     with open(f, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        read_header(fh)
+        read_npy_header(fh)
         array = _ArrayOnlyUnpickler(fh).load()
     if not isinstance(array, np.ndarray):
         raise ValueError(f"expected an array, found a pickled {type(array).__name__}")

@@ -64,14 +64,19 @@ def link_problem(f: Path) -> str | None:
     return None
 
 
+def read_npy_header(fh) -> tuple[tuple, bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` file open at its start; ``fh`` is left at the data."""
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(fh)
+
+
 def npy_problem(f: Path, error: Exception) -> str:
     """Why ``numpy.load`` failed on ``f``: a file shorter than its header's shape needs (a copy
     cut short) is said so; anything else gives numpy's reason."""
     try:
         with open(f, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read_header(fh)
+            shape, _, dtype = read_npy_header(fh)
             need = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         size = f.stat().st_size
         if size < need:
