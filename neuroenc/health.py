@@ -91,7 +91,8 @@ def score(module, loader, sessions) -> float:
     """Pooled bits per spike of ``module`` (eval mode) over the batches of ``loader``."""
     was_training = module.training
     module.eval()
-    metric = BitsPerSpike(_sizes(sessions)).to(module.device)
+    # one process scores the whole split (rank 0 after a DDP fit, the other ranks gone): no sync
+    metric = BitsPerSpike(_sizes(sessions), sync_on_compute=False).to(module.device)
     try:
         for batch in loader:
             batch = {k: v.to(module.device) for k, v in batch.items()}
@@ -141,7 +142,7 @@ def behavior_only_score(datamodule) -> float | None:
         return None
     windows = datamodule.windows["val"]
     dataset = WindowDataset(datamodule.sessions, windows, datamodule.window)
-    metric = BitsPerSpike(_sizes(datamodule.sessions))
+    metric = BitsPerSpike(_sizes(datamodule.sessions), sync_on_compute=False)
     for i, (si, start, _) in enumerate(windows):
         item = dataset[i]
         r = torch.from_numpy(rates[si][start:start + datamodule.window])[None]

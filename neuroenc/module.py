@@ -8,6 +8,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from neuroenc.health import rf_distances_px
 from neuroenc.metrics import BitsPerSpike
 from neuroenc.model.encoder import Encoder
 
@@ -49,6 +50,8 @@ class EncoderModule(L.LightningModule):
         self.val_bps = BitsPerSpike(n_neurons)
         self.val_oracle = BitsPerSpike(n_neurons) if has_oracle else None
         self.last_val: dict[str, float] = {}
+        # simulated data: true receptive-field centres, for rf_distance_px_median at every validation
+        self.true_rf_centers = (data_info or {}).get("true_rf_centers")
         self.last_val_per_neuron: torch.Tensor | None = None
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -112,6 +115,11 @@ class EncoderModule(L.LightningModule):
             self.val_oracle.reset()
         self.val_bps.reset()
         self.last_val = {k: float(v) for k, v in scores.items()}
+        if self.true_rf_centers is not None:
+            distances = rf_distances_px(self.encoder, self.true_rf_centers, self.data_info["behavior_dim"])
+            if distances is not None:
+                self.last_val["rf_distance_px_median"] = float(np.median(distances))
+                self.log("rf_distance_px_median", self.last_val["rf_distance_px_median"])
         self.val_step = self.global_step
         # already reduced across ranks by torchmetrics: no further sync
         overall = scores.pop("val_bps_overall")
@@ -119,7 +127,14 @@ class EncoderModule(L.LightningModule):
         self.log_dict({k: v.float() for k, v in scores.items()})
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.optim["lr"], weight_decay=self.optim["weight_decay"])
+        # readout positions start at their cells (estimated from the data) and need fine moves only:
+        # Adam moves every parameter by about lr per step whatever its gradient, which at the
+        # network's lr would walk a position off its cell within an epoch
+        positions = [p for n, p in self.encoder.readouts.named_parameters() if n.rsplit(".", 1)[-1] in ("mean", "log_std")]
+        ids = {id(p) for p in positions}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in ids]},
+                  {"params": positions, "lr": self.optim["lr"] * self.optim["position_lr_ratio"]}]
+        opt = torch.optim.AdamW(groups, lr=self.optim["lr"], weight_decay=self.optim["weight_decay"])
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = min(int(self.optim["warmup_steps"]), total)
         floor = float(self.optim["min_lr_ratio"])

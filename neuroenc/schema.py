@@ -256,6 +256,8 @@ class OptimConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 50
     min_lr_ratio: float = 0.05
+    # readout positions (means and sampling std) learn at this fraction of lr
+    position_lr_ratio: float = 0.1
 
 
 @dataclass

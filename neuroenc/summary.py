@@ -62,7 +62,9 @@ class RunSummary(L.Callback):
         else:
             self.history.append(row)
 
-    def write(self, trainer, module, checkpoint_cb, status: str = "finished", error: str | None = None) -> dict:
+    def write(self, trainer, module, checkpoint_cb, status: str = "finished", error: str | None = None,
+              health: dict | None = None) -> dict:
+        """Write ``metrics.json``; ``health`` (see :mod:`neuroenc.health`) goes in beside the scores."""
         best = max(self.history, key=lambda r: r["val_bps_overall"]) if self.history else None
         timed_steps = self._before["step_count"] + len(self.step_times)
         final = self.history[-1] if self.history else None
@@ -77,6 +79,8 @@ class RunSummary(L.Callback):
             "val_bps_oracle": best and best.get("val_bps_oracle"),
             "val_oracle_fraction": best and best.get("val_oracle_fraction"),
             "init_val_bps_overall": self.init_scores and self.init_scores["val_bps_overall"],
+            **(health or {}),
+            "rf_distance_px_median": best and best.get("rf_distance_px_median"),
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
             "wall_time_s": self._wall_time(),

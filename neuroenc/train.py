@@ -13,9 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from neuroenc import environment
+from neuroenc import environment, health
 from neuroenc.build import build_datamodule, build_module
 from neuroenc.ddp import launch_ranks_per_job
+from neuroenc.loading import read_checkpoint
 from neuroenc.loggers import build_loggers, finish_loggers
 from neuroenc.per_neuron import BestPerNeuron
 from neuroenc.checkpointing import AtomicCheckpointIO, checkpoint_callbacks
@@ -42,7 +43,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     info = datamodule.info
-    module = build_module(cfg, info)
+    # readouts start at the receptive fields the training data show (a resumed run loads its own)
+    rf_centers = datamodule.rf_centers() if cfg.readout.get("init_positions") == "data" and resume_from is None else None
+    module = build_module(cfg, info, rf_centers)
     module.environment = environment.collect()
     if rank_zero_only.rank == 0:
         environment.record(run_dir, module.environment, resumed=resume_from is not None)
@@ -71,10 +74,19 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         raise
     if not trainer.is_global_zero:  # DDP ranks > 0: rank 0 writes the run's files
         return {}
-    result = summary.write(trainer, module, checkpoint)
+    result = summary.write(trainer, module, checkpoint, health=health_figures(cfg, module, datamodule, checkpoint))
     finish_loggers(loggers, result, per_neuron.write())
     report(result, run_dir, loggers)
     return result
+
+
+def health_figures(cfg: DictConfig, module, datamodule, checkpoint) -> dict:
+    """The best checkpoint's stimulus-shuffled val score and, on simulated data, the behaviour-only
+    score (:mod:`neuroenc.health`); the module is left holding the best weights."""
+    if checkpoint.best_model_path:
+        module.load_state_dict(read_checkpoint(checkpoint.best_model_path, map_location=module.device)["state_dict"])
+    return {"val_bps_stimulus_shuffled": health.stimulus_shuffled_score(module, datamodule, cfg.seed),
+            "val_bps_behavior_only": health.behavior_only_score(datamodule)}
 
 
 def report(result: dict, run_dir: Path, loggers: list) -> None:
@@ -86,6 +98,11 @@ def report(result: dict, run_dir: Path, loggers: list) -> None:
     frac = result["val_oracle_fraction"]
     table.add_row("fraction of oracle", "n/a" if frac is None else f"{100 * frac:.1f}%")
     table.add_row("untrained model", fmt(result["init_val_bps_overall"]))
+    table.add_row("stimulus shuffled (best model)", fmt(result.get("val_bps_stimulus_shuffled")))
+    if result.get("val_bps_behavior_only") is not None:
+        table.add_row("behaviour alone (simulator's gains)", fmt(result["val_bps_behavior_only"]))
+    if result.get("rf_distance_px_median") is not None:
+        table.add_row("readout to true RF, median", f"{result['rf_distance_px_median']:.2f} px")
     table.add_row("epochs / steps", f"{result['epochs']} / {result['steps']}")
     table.add_row("wall time", f"{result['wall_time_s']:.1f} s")
     table.add_row("best checkpoint", str(result["best_checkpoint"]))
@@ -93,3 +110,6 @@ def report(result: dict, run_dir: Path, loggers: list) -> None:
     for lg in loggers:
         table.add_row(f"{type(lg).__name__} logs", str(getattr(lg, "log_dir", None) or getattr(lg, "save_dir", "")))
     console.print(table)
+    warning = health.stimulus_warning(result)
+    if warning:
+        console.print(f"[bold red]warning:[/] {warning}")

@@ -10,6 +10,7 @@ import numpy as np
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
+from neuroenc.data.receptive_fields import session_centers
 from neuroenc.data.sessions import Session, SessionFormatError, open_sessions
 from neuroenc.data.synthetic import SimulationParams, ensure_simulated
 from neuroenc.data.windows import (ResumableLoader, SessionBatchSampler, WindowDataset, build_windows,
@@ -27,6 +28,16 @@ class DatasetInfo:
     in_channels: int
     frame_shape: tuple[int, int]
     has_oracle: bool
+    behavior_names: list[str] | None = None  # the shifter finds the eye-position columns by name
+    # simulated data: each neuron's true receptive-field centre, (x, y) pixels, for the health figures
+    true_rf_centers: dict[str, list[list[float]]] | None = None
+
+
+def true_rf_centers(sessions: list[Session]) -> dict[str, list[list[float]]] | None:
+    """Simulated sessions' true receptive-field centres (meta.json ``neurons``: x, y), else None."""
+    if not all(len(s.meta.get("neurons") or []) == s.n_neurons for s in sessions):
+        return None
+    return {s.id: [[float(n["x"]), float(n["y"])] for n in s.meta["neurons"]] for s in sessions}
 
 
 class SessionDataModule(L.LightningDataModule):
@@ -45,6 +56,7 @@ class SessionDataModule(L.LightningDataModule):
         self.windows: dict[str, np.ndarray] = {}
         self.train_loader: ResumableLoader | None = None
         self._train_loader_state: dict | None = None  # from a checkpoint, for the next train loader
+        self._rf_centers: dict[str, np.ndarray] | None = None
 
     def data_root(self) -> Path:
         return Path(self.root).expanduser()
@@ -97,7 +109,17 @@ class SessionDataModule(L.LightningDataModule):
             in_channels=1,
             frame_shape=s0.frame_shape,
             has_oracle=all(s.rates is not None for s in self.sessions),
+            behavior_names=list(s0.behavior_names),
+            true_rf_centers=true_rf_centers(self.sessions),
         )
+
+    def rf_centers(self) -> dict[str, np.ndarray]:
+        """Each session's receptive-field centres ``(N, 2)`` (x, y pixels) estimated from its
+        training split (:mod:`neuroenc.data.receptive_fields`), where readouts start."""
+        self.setup()
+        if self._rf_centers is None:
+            self._rf_centers = {s.id: session_centers(s) for s in self.sessions}
+        return self._rf_centers
 
     def shard(self) -> tuple[int, int]:
         """``(rank, world_size)`` of this process: from the attached Trainer, else ``(0, 1)``."""

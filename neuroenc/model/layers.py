@@ -62,10 +62,10 @@ class FrameBatchNorm(nn.Module):
         if self.training:
             dims = (0, *range(3, x.ndim))  # batch and space; every frame (dim 2) on its own
             var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
-            with torch.no_grad():
-                m = self.momentum
-                self.running_mean.lerp_(mean.flatten(1).mean(1).to(self.running_mean.dtype), m)
-                self.running_var.lerp_(var.flatten(1).mean(1).to(self.running_var.dtype), m)
+            with torch.no_grad():  # per channel, averaged over the frames
+                per_channel = [d for d in range(x.ndim) if d != 1]
+                self.running_mean.lerp_(mean.mean(per_channel).to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(var.mean(per_channel).to(self.running_var.dtype), self.momentum)
         else:
             mean, var = self.running_mean.view(shape), self.running_var.view(shape)
         scale = torch.rsqrt(var + self.eps) * self.weight.view(shape)

@@ -51,3 +51,12 @@ def test_frame_batch_norm_normalises_each_frame_in_training_and_is_affine_in_eva
     torch.testing.assert_close(y.var((0, 3, 4), unbiased=False), torch.ones(3, 5), atol=1e-3, rtol=0)
     norm.eval()
     torch.testing.assert_close(norm(2 * x) - norm(x), norm(x) - norm(torch.zeros_like(x)), atol=1e-5, rtol=1e-5)
+
+
+def test_frame_batch_norm_tracks_each_channels_own_statistics():
+    norm = FrameBatchNorm(3, momentum=1.0).train()
+    x = torch.randn(8, 3, 5, 6, 7) * torch.tensor([1.0, 2.0, 4.0]).view(1, 3, 1, 1, 1) + \
+        torch.tensor([-1.0, 0.0, 5.0]).view(1, 3, 1, 1, 1)
+    norm(x)
+    torch.testing.assert_close(norm.running_mean, torch.tensor([-1.0, 0.0, 5.0]), atol=0.1, rtol=0)
+    torch.testing.assert_close(norm.running_var, torch.tensor([1.0, 4.0, 16.0]), rtol=0.1, atol=0)
