@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from neuroenc.build import build_datamodule, build_encoder
 from neuroenc.data.datamodule import DatasetInfo
 from neuroenc.model.encoder import Encoder
+from neuroenc.predict import attach as attach_predict
 
 # the config groups that decide the model's parameters; everything else (data source, trainer,
 # optimiser, logging) may differ between a checkpoint and the config it is used with
@@ -137,7 +138,9 @@ def load(path, config=None, map_location="cpu") -> Encoder:
     and the validation scores logged at that step).
 
     Predict with ``model(stim (B, C, T, H, W), behavior (B, T, n_behavior), session_id)`` ->
-    rates ``(B, T, N)``, inputs normalised as in training (``WindowDataset``).
+    rates ``(B, T, N)``, inputs normalised as in training (``WindowDataset``), or on raw inputs
+    with ``model.predict(stim (T, H, W) or (B, T, H, W), behavior, session_id)`` -> ``(T, N)`` or
+    ``(B, T, N)``, NaN in the burn-in (:func:`neuroenc.predict.predict`).
     With ``config`` (a composed config), raises :class:`ConfigMismatchError` listing every key of
     the model groups (frontend, convnet, modulator, readout) where it differs from the checkpoint's.
     """
@@ -163,4 +166,5 @@ def load(path, config=None, map_location="cpu") -> Encoder:
     model.info = info
     model.checkpoint = {"path": str(path), "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
                         "val_scores": ckpt["neuroenc"].get("val_scores")}
+    attach_predict(model)
     return model.eval().to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")

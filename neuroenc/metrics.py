@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 
@@ -144,3 +145,98 @@ class Correlation(Metric):
         cov = n * self.s_xy - self.s_x * self.s_y
         var = (n * self.s_xx - self.s_x**2) * (n * self.s_yy - self.s_y**2)
         return torch.where(var > 0, cov / var.clamp(min=1e-300).sqrt(), torch.full_like(cov, float("nan")))
+
+
+# ------------------------------------------------------------------------------ repeat-based metrics
+#
+# Where a split shows one video in several trials (Sensorium's oracle tier), the field reads three
+# figures per neuron (neuralpredictors.measures, the Sensorium 2022/2023 scoring). A video's frame
+# plays the part of neuralpredictors' "image": every frame of a repeated video is one stimulus
+# condition, seen once per repeat. Over the repeated trials of a split, for neuron i:
+#
+#   correlation to average   Pearson correlation over frames of the response averaged over repeats
+#                            and the prediction averaged over repeats
+#   FEV (FEVe)               1 - (MSE - noise_var) / (total_var - noise_var): the fraction of the
+#                            explainable variance explained, where total_var is the variance of the
+#                            responses over all (repeat, frame) samples (ddof=1), noise_var the mean
+#                            over frames of the variance over repeats (ddof=1) and MSE the mean
+#                            squared error of the prediction over all samples
+#   oracle correlation       Pearson correlation of each trial's response with the mean of the
+#                            other repeats (leave one out), over all samples: a ceiling from the
+#                            data alone
+#
+# plus the explainable variance fraction (total_var - noise_var) / total_var of the data. A frame
+# counts for a neuron only where every repeat's response (and prediction) is finite, so masked
+# bins and burn-in frames (NaN) leave it out; videos with fewer than two repeats have no noise
+# estimate and are left out. Sums are float64 and per video, so memory stays at one video's arrays.
+
+REPEAT_SCORES = ("corr_to_average", "fev", "oracle_corr", "explainable_var_fraction")
+
+
+def _pearson(n, sx, sy, sxx, syy, sxy) -> np.ndarray:
+    cov = n * sxy - sx * sy
+    var = (n * sxx - sx**2) * (n * syy - sy**2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(var > 0, cov / np.sqrt(np.where(var > 0, var, 1.0)), np.nan)
+
+
+def repeat_scores(responses: list[np.ndarray], predictions: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per-neuron repeat-based scores (see above) of videos shown several times.
+
+    ``responses``: one array ``(R_v, F_v, N)`` per video (its R_v repeats of F_v frames), NaN
+    where a bin is not valid; ``predictions``: the model's rates in the same layout (NaN where
+    there are none, e.g. burn-in), or None for the data-only figures. Returns ``(N,)`` float64
+    arrays: ``oracle_corr``, ``explainable_var_fraction`` and, with predictions,
+    ``corr_to_average`` and ``fev``; NaN where a neuron has no usable frame or no variance.
+    """
+    if not responses:
+        raise ValueError("repeat_scores: no repeated videos")
+    n = responses[0].shape[-1]
+    z = lambda: np.zeros(n)  # noqa: E731
+    tot = dict(n=z(), s=z(), ss=z())  # all samples
+    noise = dict(frames=z(), var=z())  # per frame variance over repeats
+    oracle = dict(n=z(), sx=z(), sy=z(), sxx=z(), syy=z(), sxy=z())  # response vs leave-one-out mean
+    avg = dict(n=z(), sx=z(), sy=z(), sxx=z(), syy=z(), sxy=z())  # mean response vs mean prediction
+    sq_err = z()
+    for v, y in enumerate(responses):
+        y = np.asarray(y, np.float64)
+        if y.ndim != 3 or y.shape[-1] != n:
+            raise ValueError(f"repeat_scores: responses[{v}] has shape {y.shape}, expected (repeats, frames, {n})")
+        r = y.shape[0]
+        if r < 2:
+            continue
+        ok = np.isfinite(y).all(0)  # (F, N)
+        p = None
+        if predictions is not None:
+            p = np.asarray(predictions[v], np.float64)
+            if p.shape != y.shape:
+                raise ValueError(f"repeat_scores: predictions[{v}] has shape {p.shape}, responses {y.shape}")
+            ok &= np.isfinite(p).all(0)
+            p = np.where(ok, p, 0.0)
+        y = np.where(ok, y, 0.0)
+        w = ok.astype(np.float64)
+        total = y.sum(0)  # (F, N)
+        tot["n"] += r * w.sum(0)
+        tot["s"] += total.sum(0)
+        tot["ss"] += (y * y).sum((0, 1))
+        noise["frames"] += w.sum(0)
+        noise["var"] += ((y * y).sum(0) - total**2 / r).sum(0) / (r - 1)
+        loo = (total - y) / (r - 1)
+        for k, val in zip(("n", "sx", "sy", "sxx", "syy", "sxy"), (r * w, y, loo, y * y, loo * loo, y * loo)):
+            oracle[k] += val.sum(0) if k == "n" else val.sum((0, 1))
+        if p is not None:
+            sq_err += ((y - p) ** 2).sum((0, 1))
+            ym, pm = total / r, p.sum(0) / r
+            for k, val in zip(("n", "sx", "sy", "sxx", "syy", "sxy"), (w, ym, pm, ym * ym, pm * pm, ym * pm)):
+                avg[k] += val.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total_var = (tot["ss"] - tot["s"] ** 2 / tot["n"]) / (tot["n"] - 1)
+        noise_var = noise["var"] / noise["frames"]
+        out = {"oracle_corr": _pearson(*oracle.values()),
+               "explainable_var_fraction": np.where(total_var > 0, (total_var - noise_var) / total_var, np.nan)}
+        if predictions is not None:
+            mse = sq_err / tot["n"]
+            explainable = total_var - noise_var
+            out["fev"] = np.where(explainable != 0, 1 - (mse - noise_var) / explainable, np.nan)
+            out["corr_to_average"] = _pearson(*avg.values())
+    return {k: np.where(tot["n"] > 1, v, np.nan) for k, v in out.items()}

@@ -36,6 +36,7 @@ class SimulationConfig:
     max_eye_shift: int = 1
     complex_fraction: float = 0.4
     invalid_fraction: float = 0.005
+    repeats: int = 1  # presentations of each val/test movie (>1: repeat metrics, trial_stimulus in meta.json)
 
 
 @dataclass
@@ -312,6 +313,24 @@ class EvaluateConfig:
     data_root: Optional[str] = None  # sessions moved since training (data=sessions): their new directory
 
 
+@dataclass
+class PredictDataConfig:
+    root: Optional[str] = None  # sessions to predict; null: the data the checkpoint was trained on
+
+
+@dataclass
+class PredictConfig:
+    """``python -m neuroenc.predict checkpoint=<path>`` (conf/predict.yaml): rates per frame of a split."""
+
+    checkpoint: str = MISSING
+    data: PredictDataConfig = field(default_factory=PredictDataConfig)
+    split: str = "test"
+    out_dir: Optional[str] = None  # null: <run dir>/predictions/<checkpoint name>/<split>
+    batch_size: int = 16  # windows per forward pass
+    device: str = "cpu"
+    csv: bool = True  # also <session>.csv beside the .npy
+
+
 SCHEMAS = {
     "data": {"synthetic": SyntheticDataConfig, "sessions": SessionsDataConfig},
     "frontend": {"learnable_temporal": LearnableTemporalConfig, "none": NoFrontendConfig},
@@ -337,6 +356,7 @@ def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="predict_schema", node=PredictConfig)
     for group, options in SCHEMAS.items():
         for name, node in options.items():
             cs.store(group=group, name=f"{name}_schema", node=node)

@@ -17,6 +17,9 @@ from neuroenc.data.windows import (ResumableLoader, SessionBatchSampler, WindowD
                                    collate_windows)
 
 
+NORMALIZATION_KEYS = ("stim_mean", "stim_std", "behavior_mean", "behavior_std")
+
+
 @dataclass
 class DatasetInfo:
     """What the model needs to know about the data to be built."""
@@ -31,6 +34,9 @@ class DatasetInfo:
     behavior_names: list[str] | None = None  # the shifter finds the eye-position columns by name
     # simulated data: each neuron's true receptive-field centre, (x, y) pixels, for the health figures
     true_rf_centers: dict[str, list[list[float]]] | None = None
+    # each session's training-split statistics that WindowDataset normalises with (stim_mean,
+    # stim_std, behavior_mean, behavior_std): stored in checkpoints so raw inputs can be predicted
+    normalization: dict[str, dict] | None = None
 
 
 def true_rf_centers(sessions: list[Session]) -> dict[str, list[list[float]]] | None:
@@ -111,6 +117,7 @@ class SessionDataModule(L.LightningDataModule):
             has_oracle=all(s.rates is not None for s in self.sessions),
             behavior_names=list(s0.behavior_names),
             true_rf_centers=true_rf_centers(self.sessions),
+            normalization={s.id: {k: s.stats()[k] for k in NORMALIZATION_KEYS} for s in self.sessions},
         )
 
     def rf_centers(self) -> dict[str, np.ndarray]:

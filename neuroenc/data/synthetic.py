@@ -44,9 +44,25 @@ class SimulationParams:
     max_eye_shift: int = 1  # pixels
     complex_fraction: float = 0.4
     invalid_fraction: float = 0.005  # bins marked invalid in dfs, so masking is always exercised
+    # presentations of each val and test movie (1: each shown once). Above 1 every repeat is a
+    # trial of its own, with its own eye movements, behaviour and spikes, and meta.json records
+    # which trials show which movie (trial_stimulus), as Sensorium's oracle tier does
+    repeats: int = 1
+
+    def __post_init__(self):
+        if self.repeats < 1:
+            raise ValueError(f"data.simulation.repeats: {self.repeats}; a movie is shown at least once")
+
+    def described(self) -> dict:
+        """The parameters, ``repeats`` only when movies repeat: the default data keeps the cache
+        key and meta.json it had before repeats existed."""
+        params = asdict(self)
+        if params["repeats"] == 1:
+            del params["repeats"]
+        return params
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "version": VERSION}, sort_keys=True).encode()
+        blob = json.dumps({**self.described(), "version": VERSION}, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:10]
 
 
@@ -93,14 +109,32 @@ def gabor(h: int, w: int, x0, y0, sigma, theta, wavelength, phase) -> np.ndarray
     return g - g.mean()
 
 
+def repeat_plan(p: SimulationParams, index: int) -> tuple[np.ndarray, dict[str, list[int]]]:
+    """``(movie shown in each trial, splits)`` when val and test movies are shown ``p.repeats``
+    times: training movies once, the presentations interleaved in a random order. Drawn from a
+    generator of its own, so the default data (no repeats) keeps its random stream."""
+    rng = np.random.default_rng([p.seed, index, 1])
+    order = rng.permutation(p.trials_train + p.trials_val + p.trials_test)
+    split_of = {int(m): "train" for m in order[: p.trials_train]}
+    split_of.update({int(m): "val" for m in order[p.trials_train : p.trials_train + p.trials_val]})
+    split_of.update({int(m): "test" for m in order[p.trials_train + p.trials_val :]})
+    shown = np.array([m for m in sorted(split_of) for _ in range(1 if split_of[m] == "train" else p.repeats)])
+    movie_of_trial = shown[rng.permutation(len(shown))]
+    splits = {s: [t for t, m in enumerate(movie_of_trial) if split_of[int(m)] == s] for s in ("train", "val", "test")}
+    return movie_of_trial, splits
+
+
 def simulate_session(p: SimulationParams, index: int) -> dict:
     rng = np.random.default_rng([p.seed, index])
-    n_trials = p.trials_train + p.trials_val + p.trials_test
-    T = n_trials * p.trial_frames
+    n_movies = p.trials_train + p.trials_val + p.trials_test
     H, W = p.height, p.width
     n = int(rng.integers(p.neurons_min, p.neurons_max + 1))
 
-    stim = np.concatenate([pink_noise_movie(rng, p.trial_frames, H, W) for _ in range(n_trials)])
+    movies = [pink_noise_movie(rng, p.trial_frames, H, W) for _ in range(n_movies)]
+    movie_of_trial, splits = (np.arange(n_movies), None) if p.repeats == 1 else repeat_plan(p, index)
+    n_trials = len(movie_of_trial)
+    T = n_trials * p.trial_frames
+    stim = np.concatenate([movies[m] for m in movie_of_trial])
     trial = np.repeat(np.arange(n_trials), p.trial_frames)
 
     eye = np.stack([smooth_walk(rng, T, 30.0, p.max_eye_shift / 2) for _ in range(2)], 1)
@@ -166,16 +200,20 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
     robs = rng.poisson(rates).astype(np.float32)
     dfs = (rng.random((T, n)) >= p.invalid_fraction).astype(np.uint8)
 
-    order = rng.permutation(n_trials)
-    splits = {
-        "train": sorted(order[: p.trials_train].tolist()),
-        "val": sorted(order[p.trials_train : p.trials_train + p.trials_val].tolist()),
-        "test": sorted(order[p.trials_train + p.trials_val :].tolist()),
-    }
+    extra_meta = {"neurons": neurons}
+    if splits is None:
+        order = rng.permutation(n_trials)
+        splits = {
+            "train": sorted(order[: p.trials_train].tolist()),
+            "val": sorted(order[p.trials_train : p.trials_train + p.trials_val].tolist()),
+            "test": sorted(order[p.trials_train + p.trials_val :].tolist()),
+        }
+    else:
+        extra_meta["trial_stimulus"] = {str(t): f"movie{m:03d}" for t, m in enumerate(movie_of_trial)}
     return dict(session_id=f"sim{index:02d}", stim=stim, robs=robs, behavior=behavior, trial=trial,
                 dfs=dfs, rates=rates, splits=splits, behavior_names=BEHAVIOR_NAMES,
-                frame_rate=p.frame_rate, provenance={"source": "neuroenc.data.synthetic", "simulation": asdict(p)},
-                extra_meta={"neurons": neurons})
+                frame_rate=p.frame_rate, provenance={"source": "neuroenc.data.synthetic", "simulation": p.described()},
+                extra_meta=extra_meta)
 
 
 def simulate(root: str | os.PathLike, p: SimulationParams) -> list[Path]:
@@ -200,7 +238,7 @@ def ensure_simulated(cache_dir: str | os.PathLike, p: SimulationParams) -> Path:
         for d in sorted((tmp / "sessions").iterdir()):
             os.replace(d, tmp / d.name)
         (tmp / "sessions").rmdir()
-        (tmp / "COMPLETE").write_text(json.dumps(asdict(p)))
+        (tmp / "COMPLETE").write_text(json.dumps(p.described()))
         atomic.publish_dir(tmp, final)  # loses harmlessly to a job that published it first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
