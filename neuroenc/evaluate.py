@@ -4,10 +4,15 @@
 ``<run dir>/evaluation/<checkpoint name>/``):
 
     neurons.csv            one row per neuron: <split>_bps, <split>_corr, <split>_spikes for each
-                           split, the readout position in pixels, and on simulated data the true
+                           split; where a split shows videos more than once (meta.json
+                           trial_stimulus) <split>_corr_to_average, <split>_fev, <split>_oracle_corr
+                           and <split>_explainable_var_fraction (neuroenc.metrics.repeat_scores);
+                           the readout position in pixels, and on simulated data the true
                            receptive-field centre and size and the distance to it
     summary.json           per split: pooled and per-session bits per spike, mean correlation, the
-                           oracle on simulated data; the val score training logged for these weights
+                           oracle on simulated data, the neuron means of the repeat scores (and on
+                           simulated data those of the repeat-averaged true rates); the val score
+                           training logged for these weights
     bps_histogram.png      per-neuron bits per spike
     rf_positions.png       readout positions over a stimulus frame, per session
     temporal_filters.png   the learned frontend's temporal filters
@@ -37,8 +42,9 @@ from neuroenc import evaluation_plots as plots
 from neuroenc.build import build_datamodule
 from neuroenc.health import readout_centers_px
 from neuroenc.loading import load
-from neuroenc.metrics import Correlation
+from neuroenc.metrics import REPEAT_SCORES, Correlation
 from neuroenc.module import EncoderModule
+from neuroenc.repeats import session_repeat_scores
 from neuroenc.schema import register
 
 register()
@@ -112,6 +118,30 @@ def score_split(trainer: L.Trainer, module: EncoderModule, correlation: Correlat
     return columns, pooled
 
 
+def score_repeats(model, sessions, split: str) -> tuple[dict[str, list], dict | None]:
+    """Per-neuron repeat scores of ``split`` (:func:`neuroenc.repeats.session_repeat_scores` on the
+    model's rates for the raw recording, which equal the ones validation scores) and their neuron
+    means; no columns and None when no session repeats a video in it. Neurons of sessions without
+    repeats get NaN."""
+    per_session = [session_repeat_scores(s, split, lambda stim, beh, s=s: model.predict(stim, beh, s.id))
+                   for s in sessions]
+    if all(r is None for r in per_session):
+        return {}, None
+    columns: dict[str, list] = {f"{split}_{k}": [] for k in REPEAT_SCORES}
+    truth: dict[str, list] = {k: [] for k in REPEAT_SCORES}
+    for s, r in zip(sessions, per_session):
+        for k in REPEAT_SCORES:
+            columns[f"{split}_{k}"] += r["scores"][k].tolist() if r else [math.nan] * s.n_neurons
+            if r and "true_rates" in r:
+                truth[k] += r["true_rates"][k].tolist()
+    mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else None  # noqa: E731
+    pooled = {"videos": sum(r["videos"] for r in per_session if r), "trials": sum(r["trials"] for r in per_session if r),
+              **{f"{k}_neuron_mean": mean(np.array(columns[f"{split}_{k}"])) for k in REPEAT_SCORES}}
+    if any(truth.values()):  # simulated data: the repeat-averaged true rates as the prediction
+        pooled["true_rates"] = {f"{k}_neuron_mean": mean(np.array(truth[k])) for k in ("corr_to_average", "fev")}
+    return columns, pooled
+
+
 def receptive_fields(model, info, sessions) -> tuple[dict[str, list], dict | None]:
     """Readout positions in pixels and, where meta.json knows them (simulated data), the true
     receptive-field centres and sizes and the distance to them; plus a summary of that distance."""
@@ -169,6 +199,9 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     summary["logged_val_bps_overall"] = logged and logged["val_bps_overall"]
     if logged and "val" in summary["splits"]:
         summary["val_bps_overall_minus_logged"] = summary["splits"]["val"]["bps_overall"] - logged["val_bps_overall"]
+    for split in splits:
+        repeat_columns, summary["splits"][split]["repeats"] = score_repeats(model.eval(), dm.sessions, split)
+        columns.update(repeat_columns)
     rf_columns, summary["rf_recovery"] = receptive_fields(model, info, dm.sessions)
     columns.update(rf_columns)
 
@@ -201,6 +234,15 @@ def report(summary: dict) -> None:
                       fmt(s["bps_oracle"]))
     console = Console()
     console.print(table)
+    for split, s in summary["splits"].items():
+        r = s.get("repeats")
+        if r:
+            truth = r.get("true_rates") or {}
+            console.print(f"{split}: {r['videos']} repeated videos in {r['trials']} trials; per-neuron means: "
+                          f"correlation to average {fmt(r['corr_to_average_neuron_mean'])}, FEV "
+                          f"{fmt(r['fev_neuron_mean'])}, oracle correlation {fmt(r['oracle_corr_neuron_mean'])}"
+                          + (f" (true rates: correlation to average {fmt(truth['corr_to_average_neuron_mean'])}, "
+                             f"FEV {fmt(truth['fev_neuron_mean'])})" if truth else ""))
     if summary.get("logged_val_bps_overall") is not None:
         console.print(f"val bits/spike logged in training: {summary['logged_val_bps_overall']:.6f} "
                       f"(difference {summary.get('val_bps_overall_minus_logged', float('nan')):.2e})")

@@ -17,7 +17,8 @@ the four test tiers -> test); trials of tier ``none`` are left out. Responses ar
 and kept as floats (bits per spike on them is a pseudo-likelihood score, see
 docs/data-format.md); NaN responses inside a trial are masked through ``dfs``. Behaviour is
 pupil dilation, running speed, pupil x, pupil y; a NaN in it inside a trial is filled by linear
-interpolation over time and counted.
+interpolation over time and counted. Trials with identical frames (the oracle tier shows each of
+its videos several times) are recorded in ``meta.json`` ``trial_stimulus``, for the repeat scores.
 
 The conversion reads every trial twice (lengths first, then data) and streams each mouse to disk
 with :class:`~neuroenc.data.sessions.SessionWriter`, so memory stays at one trial. All mice are
@@ -41,6 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from neuroenc import atomic
 from neuroenc.data.sessions import SessionWriter, link_problem, npy_problem, open_session, read_npy_header
+from neuroenc.repeats import StimulusHasher
 
 FRAME_RATE = 30.0  # Hz, the rate at which Sensorium 2023 videos and responses are sampled
 BEHAVIOR_NAMES = ["pupil_dilation", "running_speed", "pupil_x", "pupil_y"]
@@ -246,6 +248,7 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
     n_frames = sum(mouse.lengths.values())
     train_bins = np.zeros(len(mouse.unit_ids), np.int64)  # finite responses per neuron in training trials
     write = progress.add_task(f"write {mouse.session_id}", total=len(mouse.trials))
+    videos = StimulusHasher()  # the oracle tier shows each of its videos several times: find which
     with SessionWriter(dest, n_frames=n_frames, n_neurons=len(mouse.unit_ids), frame_shape=(36, 64),
                        behavior_names=BEHAVIOR_NAMES, stim_dtype=mouse.stim_dtype, dfs=True) as w:
         for t in mouse.trials:
@@ -270,8 +273,9 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
                 mouse.fail(mouse.file(array, t), f"{col} is NaN on every frame of the trial")
             counts["behavior_nan_filled"] += filled
             counts["padding_frames_dropped"] += video.shape[2] - n
-            w.append(stim=stim if as_uint8 else stim.astype(np.float16), robs=robs, behavior=beh,
-                     trial=np.full(n, t), dfs=~nan)
+            stim = stim if as_uint8 else stim.astype(np.float16)
+            videos.add(t, stim)
+            w.append(stim=stim, robs=robs, behavior=beh, trial=np.full(n, t), dfs=~nan)
             progress.advance(write)
         silent = np.flatnonzero(train_bins == 0)
         if len(silent):
@@ -289,14 +293,19 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
             "neuron_coordinates": "meta/neurons/cell_motor_coordinates.npy",
             **counts,
         }
+        stimulus = videos.trial_stimulus()
+        if stimulus:
+            provenance["trial_stimulus"] = "trials with identical frames (neuroenc.repeats.StimulusHasher)"
         w.finish(session_id=mouse.session_id, frame_rate=FRAME_RATE, splits=splits, neuron_ids=mouse.unit_ids,
-                 neuron_coordinates=mouse.coordinates, provenance=provenance)
+                 neuron_coordinates=mouse.coordinates, provenance=provenance,
+                 extra_meta={"trial_stimulus": stimulus} if stimulus else None)
     for key, what in (("responses_nan_masked", "NaN response bins masked through dfs"),
                       ("behavior_nan_filled", "NaN behaviour values filled by interpolation")):
         if counts[key]:
             warnings.warn(f"mouse {mouse.folder.name!r}: {counts[key]} {what}", stacklevel=2)
     return {"session_id": mouse.session_id, "neurons": len(mouse.unit_ids), "frames": n_frames,
-            "trials": {s: len(v) for s, v in splits.items()}, **counts}
+            "trials": {s: len(v) for s, v in splits.items()}, **counts,
+            "repeated_videos": len(set(stimulus.values()))}
 
 
 def convert(src: str | Path, dst: str | Path, overwrite: bool = False, show_progress: bool = True) -> list[dict]:
