@@ -11,7 +11,11 @@ Reads what training wrote in each job directory (``.hydra/overrides.yaml``, ``me
 - ``bps_by_rf_size.png`` and a table in report.md: per-neuron bps by receptive-field size,
   where the data knows it (simulated data);
 - with ``--compare A B``: ``compare.png``, a per-neuron scatter of configs A and B (labels as
-  in the report, or a unique part of one).
+  in the report, or a unique part of one);
+- where the val split shows videos more than once (``meta.json`` ``trial_stimulus``, e.g.
+  ``data.simulation.repeats=10``): the neuron means of correlation to average, FEV and oracle
+  correlation per config (:func:`neuroenc.metrics.repeat_scores` on the best checkpoint's
+  predictions), the per-neuron values cached in each job's ``repeat_scores.json``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Job:
     per_neuron: list[dict]
     shared: frozenset = frozenset()  # overrides every job of the sweep has: left out of labels
     data: str = ""  # what identifies the job's neurons (see data_key)
+    repeats: dict | None = None  # neuron means of the val repeat scores (see repeat_scores_of)
 
     @property
     def seed(self) -> str:
@@ -66,6 +71,10 @@ class ConfigRow:
 
     def values(self, key: str) -> list[float]:
         return [j.metrics[key] for j in self.finished() if j.metrics.get(key) is not None]
+
+    def repeat_mean(self, key: str) -> float:
+        v = [j.repeats[key] for j in self.finished() if j.repeats and j.repeats.get(key) is not None]
+        return statistics.fmean(v) if v else float("nan")
 
     def mean(self, key: str) -> float:
         v = self.values(key)
@@ -165,8 +174,39 @@ def table_rows(rows: list[ConfigRow]) -> list[dict]:
             "step_time_s": r.mean("mean_train_step_s"),
             "status": r.status(),
             **{f"bps/{s}": v for s, v in r.sessions().items()},
+            **({k: r.repeat_mean(f"{k.removeprefix('val_')}_neuron_mean") for k in REPEAT_COLUMNS}
+               if any(j.repeats for j in r.jobs) else {}),
         })
     return out
+
+
+REPEAT_COLUMNS = ("val_corr_to_average", "val_fev", "val_oracle_corr")
+
+
+def repeat_scores_of(job: Job) -> dict | None:
+    """Neuron means of the val split's repeat scores for the job's best checkpoint, or None when
+    it has none or the split repeats no video. Computed once per checkpoint and kept, with the
+    per-neuron values, in ``<job>/repeat_scores.json``."""
+    ckpt = (job.metrics or {}).get("best_checkpoint")
+    if job.status != "finished" or not ckpt or not Path(ckpt).is_file():
+        return None
+    cache = job.path / "repeat_scores.json"
+    if cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored.get("checkpoint") == str(ckpt):
+            return stored["val"]
+    from neuroenc import atomic
+    from neuroenc.build import build_datamodule
+    from neuroenc.evaluate import score_repeats
+    from neuroenc.loading import load
+
+    model = load(ckpt)
+    dm = build_datamodule(model.config)
+    dm.prepare_data()
+    dm.setup()
+    columns, pooled = score_repeats(model, dm.sessions, "val")
+    atomic.write_json(cache, {"checkpoint": str(ckpt), "val": pooled, "per_neuron": columns})
+    return pooled
 
 
 def rf_breakdown(rows: list[ConfigRow]) -> list[dict]:
@@ -187,14 +227,17 @@ def rf_breakdown(rows: list[ConfigRow]) -> list[dict]:
 
 def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict]) -> None:
     sessions = sorted({k for row in table for k in row if k.startswith("bps/")})
+    repeats = [k for k in REPEAT_COLUMNS if any(k in row for row in table)]
     lines = [f"# Sweep report: {sweep}", "",
-             "Best validation bits per spike per config (mean ± std over seeds).", "",
-             "| config | seeds | val_bps_overall | oracle fraction | " + " | ".join(sessions) +
-             (" | " if sessions else "") + "params | s/step | status |",
-             "|---|---|---|---|" + "---|" * len(sessions) + "---|---|---|"]
+             "Best validation bits per spike per config (mean ± std over seeds)"
+             + ("; on the val split's repeated videos, neuron means of correlation to average, FEV and oracle "
+                "correlation (mean over seeds)" if repeats else "") + ".", "",
+             "| config | seeds | val_bps_overall | oracle fraction | " + " | ".join(sessions + repeats) +
+             (" | " if sessions or repeats else "") + "params | s/step | status |",
+             "|---|---|---|---|" + "---|" * (len(sessions) + len(repeats)) + "---|---|---|"]
     for row in sorted(table, key=lambda r: -r["val_bps_mean"] if r["val_bps_mean"] == r["val_bps_mean"] else 1e9):
         cells = [f"`{row['config']}`", row["seeds"], f"{fmt(row['val_bps_mean'])} ± {fmt(row['val_bps_std'])}",
-                 fmt(row["oracle_fraction"], 3), *[fmt(row.get(s)) for s in sessions],
+                 fmt(row["oracle_fraction"], 3), *[fmt(row.get(s)) for s in sessions + repeats],
                  f"{row['parameters']:,}" if row["parameters"] else "n/a", fmt(row["step_time_s"], 3), row["status"]]
         lines.append("| " + " | ".join(cells) + " |")
     if rf:
@@ -294,7 +337,10 @@ def write_report(sweep: Path, out: Path | None = None, compare: tuple[str, str] 
     sweep = Path(sweep)
     out = Path(out) if out else sweep
     out.mkdir(parents=True, exist_ok=True)
-    rows = group(load_jobs(sweep))
+    jobs = load_jobs(sweep)
+    for j in jobs:
+        j.repeats = repeat_scores_of(j)
+    rows = group(jobs)
     table = table_rows(rows)
     rf = rf_breakdown(rows)
     columns = list(dict.fromkeys(k for row in table for k in row))

@@ -2,6 +2,7 @@
 (correlation to average, FEV, oracle correlation) and the true rates check the figures."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -68,13 +69,25 @@ def test_trial_stimulus_that_is_not_a_mapping_of_trials_is_refused_naming_the_ke
         trial_stimulus(open_sessions(tmp_path)[0])
 
 
-def test_evaluate_reports_repeat_scores_per_neuron_next_to_bits_per_spike(tmp_path, data_cache):
-    from neuroenc.evaluate import evaluate
+@pytest.fixture(scope="module")
+def repeated_run(tmp_path_factory, data_cache):
+    """A MICRO run on simulated data whose val and test movies are shown 4 times, laid out as job 0
+    of a sweep."""
     from neuroenc.train import train
 
+    sweep = tmp_path_factory.mktemp("sweep")
+    job = sweep / "0_repeats"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- data.simulation.repeats=4\n")
     cfg = compose_config([*MICRO, "data.simulation.repeats=4", "data.simulation.trials_val=2",
                           "trainer.max_epochs=2", "optim.lr=0.01", "optim.warmup_steps=2", "logger.csv=null"])
-    metrics = train(cfg, tmp_path / "run")
+    return sweep, train(cfg, job)
+
+
+def test_evaluate_reports_repeat_scores_per_neuron_next_to_bits_per_spike(repeated_run, tmp_path):
+    from neuroenc.evaluate import evaluate
+
+    _, metrics = repeated_run
     summary = evaluate(metrics["best_checkpoint"], tmp_path / "eval", accelerator="cpu")
     for split, videos in (("val", 2), ("test", 1)):
         rep = summary["splits"][split]["repeats"]
@@ -86,3 +99,18 @@ def test_evaluate_reports_repeat_scores_per_neuron_next_to_bits_per_spike(tmp_pa
     for key in ("val_corr_to_average", "val_fev", "val_oracle_corr", "test_fev", "val_bps"):
         values = np.array([float(r[key]) for r in rows])
         assert np.isfinite(values).sum() > len(rows) // 2, key
+
+
+def test_sweep_report_shows_the_repeat_scores_of_each_config(repeated_run, tmp_path):
+    from neuroenc.evaluate import evaluate
+    from neuroenc.report import write_report
+
+    sweep, metrics = repeated_run
+    [row] = write_report(sweep)
+    val = evaluate(metrics["best_checkpoint"], tmp_path / "eval", splits=("val",), accelerator="cpu")["splits"]["val"]
+    for key in ("corr_to_average", "fev", "oracle_corr"):
+        assert row[f"val_{key}"] == pytest.approx(val["repeats"][f"{key}_neuron_mean"], rel=1e-9)
+    assert "val_fev" in (sweep / "report.md").read_text()
+    cached = json.loads((sweep / "0_repeats" / "repeat_scores.json").read_text())
+    neurons = list(csv.DictReader(open(sweep / "0_repeats" / "per_neuron.csv")))
+    assert len(cached["per_neuron"]["val_fev"]) == len(neurons)  # one value per neuron
