@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -448,7 +449,7 @@ def write_plan(plan: Plan, stimulus: Stimulus, dest: Path, opts: Options) -> dic
         warnings.warn(f"{plan.source}: {sel}: {clipped} negative responses clipped at 0", stacklevel=2)
     return {"session_id": plan.session_id, "neurons": int(robs.shape[1]), "frames": int(n_frames),
             "trials": {s: len(plan.splits.get(s, [])) for s in SPLIT_NAMES}, "behavior": names,
-            "repeated_videos": len(set(stimulus_ids.values())) if stimulus_ids else 0}
+            "repeated_videos": sum(n > 1 for n in Counter(stimulus_ids.values()).values()) if stimulus_ids else 0}
 
 
 def open_nwb(source: Path):
