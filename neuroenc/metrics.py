@@ -1,4 +1,4 @@
-"""Bits per spike: the one definition used everywhere in neuroenc.
+"""Bits per spike, and the repeat-based scores (at the end): the one definition of each used everywhere in neuroenc.
 
 For neuron i over all valid bins of a split (the Neural Latents Benchmark's ``bits_per_spike``)::
 
