@@ -30,6 +30,7 @@ def test_non_finite_loss_stops_training_naming_step_and_session_and_keeps_the_la
     ckpt = torch.load(last, weights_only=False)
     assert ckpt["global_step"] == int(found.group(1)), "the failing step wrote a checkpoint, or a good one is missing"
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    # it loads as it was saved (its forward is the one that overflowed, so its rates need not be finite)
     model = neuroenc.load(last)
-    stim, beh = torch.zeros(1, 1, 24, 12, 16), torch.zeros(1, 24, model.info.behavior_dim)
-    assert torch.isfinite(model(stim, beh, found.group(2))).all()
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, ckpt["state_dict"][f"encoder.{name}"], rtol=0, atol=0)
