@@ -49,7 +49,7 @@ def true_rf_centers(sessions: list[Session]) -> dict[str, list[list[float]]] | N
 class SessionDataModule(L.LightningDataModule):
     """Windows of ``window`` frames (``burn_in`` of them unscored) from every session under ``root``."""
 
-    def __init__(self, root: str, window: int = 64, burn_in: int = 24, batch_size: int = 16,
+    def __init__(self, root: str, window: int = 128, burn_in: int = 24, batch_size: int = 4,
                  num_workers: int = 0, seed: int = 0):
         super().__init__()
         self.root = root
@@ -174,8 +174,8 @@ class SessionDataModule(L.LightningDataModule):
 class SyntheticDataModule(SessionDataModule):
     """The built-in simulated V1, generated under ``cache_dir`` on first use and reused after."""
 
-    def __init__(self, cache_dir: str, simulation: dict, window: int = 64, burn_in: int = 24,
-                 batch_size: int = 16, num_workers: int = 0, seed: int = 0):
+    def __init__(self, cache_dir: str, simulation: dict, window: int = 128, burn_in: int = 24,
+                 batch_size: int = 4, num_workers: int = 0, seed: int = 0):
         super().__init__(root="", window=window, burn_in=burn_in, batch_size=batch_size,
                          num_workers=num_workers, seed=seed)
         self.cache_dir = cache_dir

@@ -33,7 +33,7 @@ class SimulationParams:
     num_sessions: int = 3
     neurons_min: int = 40
     neurons_max: int = 80
-    trials_train: int = 12
+    trials_train: int = 36
     trials_val: int = 3
     trials_test: int = 3
     trial_frames: int = 300
