@@ -60,7 +60,8 @@ def dataset_info(cfg: DictConfig, frame_shape: tuple[int, int] | None = None) ->
         ids = [f"sim{i:02d}" for i in range(sim.num_sessions)]
         info = DatasetInfo(session_ids=ids, n_neurons={s: sim.neurons_max for s in ids},
                            mean_rate={s: None for s in ids}, behavior_dim=len(BEHAVIOR_NAMES), in_channels=1,
-                           frame_shape=(sim.height, sim.width), has_oracle=True)
+                           frame_shape=(sim.height, sim.width), has_oracle=True,
+                           behavior_names=list(BEHAVIOR_NAMES))  # the shifter finds its eye columns
         note = f"simulated V1, {sim.num_sessions} sessions of up to {sim.neurons_max} neurons"
     else:
         info = data.info

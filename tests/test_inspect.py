@@ -42,8 +42,8 @@ def test_vivit_report_gives_true_grids_latency_and_receptive_fields():
     # FLOPs of the tokenizer's convolution: 2 x (in channels x tubelet) x embedding x tokens
     assert tok["flops"] == 2 * (4 * 8 * 4 * 4) * 16 * (11 * 5 * 8)
     parts = r["components"]
-    assert sum(parts[p]["parameters"] for p in ("frontend", "convnet", "modulator", "to_frames", "readout")) == \
-        parts["total"]["parameters"]
+    assert sum(parts[p]["parameters"] for p in ("frontend", "convnet", "modulator", "to_frames", "shifter", "readout")) \
+        == parts["total"]["parameters"]
     assert parts["convnet"]["parameters"] == out["parameters"]
 
 
