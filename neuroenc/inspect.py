@@ -224,7 +224,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
     readout = encoder.readout(info.session_ids[0])
     counts = encoder.parameter_counts()
     components = {part: {"parameters": counts[part], "flops": flops.get(part, 0)}
-                  for part in ("frontend", "convnet", "modulator", "to_frames") if part in counts}
+                  for part in ("frontend", "convnet", "modulator", "to_frames", "shifter") if part in counts}
     # FLOPs: the one session a window goes through; parameters: every session's readout
     components["readout"] = {"parameters": counts["readout"], "flops": flops.get(names[id(readout)], 0)}
     components["total"] = {"parameters": counts["total"], "flops": flops["total"]}
