@@ -73,6 +73,8 @@ class Encoder(nn.Module):
         self.grid: FeatureGrid | None = None if frame_shape is None else convnet.feature_grid(tuple(frame_shape))
         if shifter is not None and self.grid is None:
             raise ValueError("a shifter needs the frame shape, to turn its pixels into grid units")
+        if shifter is not None:  # a buffer: on the model's device, not copied there at every step
+            self.register_buffer("pixels_per_unit", self.grid.pixels_per_unit().float(), persistent=False)
         self.session_ids = list(readouts)
         # ModuleDict keys may not contain '.', session ids may
         self.readouts = nn.ModuleDict({self._key(s): m for s, m in readouts.items()})
@@ -139,7 +141,7 @@ class Encoder(nn.Module):
         if self.shifter is None:
             return None
         pixels = self.shifter(self._at_steps(behavior, steps), session)
-        return self.grid.shift_to_grid(pixels)
+        return pixels / self.pixels_per_unit.to(pixels.dtype)
 
     def steps(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """Modulated features at the core's steps, ``(B, D, T', H', W')`` (``T' = T`` without a

@@ -34,24 +34,24 @@ class FeatureGrid:
         return FeatureGrid(size, tuple(s * stride for s in self.step),
                            tuple(o + s * centre for o, s in zip(self.offset, self.step)))
 
-    def _span(self) -> torch.Tensor:
+    def pixels_per_unit(self) -> torch.Tensor:
         """Pixels per grid unit, (x, y): a cell index ``c`` of ``n`` is grid ``2c / (n - 1) - 1``."""
         (h, w), (sy, sx) = self.shape, self.step
         return torch.tensor([sx * max(w - 1, 1) / 2, sy * max(h - 1, 1) / 2], dtype=torch.float64)
 
     def to_pixels(self, grid: torch.Tensor) -> torch.Tensor:
         """Grid coordinates ``(..., 2)`` (x, y) -> pixel coordinates (x, y) of the frame."""
-        span = self._span().to(grid)
+        span = self.pixels_per_unit().to(grid)
         centre = torch.tensor([self.offset[1], self.offset[0]], dtype=grid.dtype, device=grid.device)
         return centre + (grid + 1) * span
 
     def to_grid(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixel coordinates ``(..., 2)`` (x, y) -> grid coordinates (x, y); outside [-1, 1] when the
         pixel lies beyond the outermost cell centres."""
-        span = self._span().to(pixels)
+        span = self.pixels_per_unit().to(pixels)
         centre = torch.tensor([self.offset[1], self.offset[0]], dtype=pixels.dtype, device=pixels.device)
         return (pixels - centre) / span - 1
 
     def shift_to_grid(self, shift: torch.Tensor) -> torch.Tensor:
         """A displacement ``(..., 2)`` in pixels (x, y) -> the same displacement in grid units."""
-        return shift / self._span().to(shift)
+        return shift / self.pixels_per_unit().to(shift)

@@ -24,7 +24,7 @@ def test_estimated_centres_of_simple_and_complex_cells_lie_near_the_true_ones(tm
     assert np.mean(error < 3) > 0.75
 
 
-def test_responses_that_follow_no_stimulus_give_centres_no_better_than_chance():
+def test_responses_that_follow_no_stimulus_still_give_one_centre_per_neuron_inside_the_frame():
     rng = np.random.default_rng(0)
     stim = rng.integers(0, 255, (2000, 12, 16)).astype(np.uint8)
     robs = rng.poisson(0.3, (2000, 5)).astype(np.float32)
