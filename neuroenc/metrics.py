@@ -13,14 +13,16 @@ ranks (the sums are float64 and reduced by summation):
     LL_model - LL_null = S_ylogr - S_r - S_y * log(S_y / n) + S_y
 
 Pooled scores (per session, overall) divide the summed LL differences by the summed spikes.
-A silent neuron (S_y == 0) has an undefined per-neuron bps (NaN, left out of the neuron mean)
+A silent neuron (S_y == 0) has an undefined per-neuron bps (NaN, left out of the neuron means)
 but its LL difference (-S_r: the null predicts exactly zero) still counts in pooled scores.
-Nothing is clamped.
+Nothing is clamped, except in the seed's figure (:func:`neuron_mean_clamped_bps`), which is
+reported beside the pooled score so numbers can be compared with the seed's, never instead of it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -48,6 +50,25 @@ def pooled_bits_per_spike(s_ylogr, s_r, s_y, n) -> torch.Tensor:
     """Sum of LL differences over neurons divided by their total spikes (in bits)."""
     diff = ll_difference(s_ylogr, s_r, s_y, n)
     return diff.sum() / (s_y.sum() * LN2)
+
+
+def neuron_mean_clamped_bps(per_session: Mapping[str, Sequence[float]]) -> float:
+    """The seed's figure: per session the mean over neurons of max(bps_i, 0), then the mean over
+    sessions (``val_bps_neuron_mean_clamped``).
+
+    ``per_session`` maps session id -> that session's per-neuron bits per spike. Clamping hides
+    how badly a neuron is predicted below its mean rate, and averaging sessions weighs a neuron of
+    a small session more, so this is not the pooled score; the seed reports its numbers this way.
+    Silent neurons (NaN) are left out as in ``neuron_mean``, and so is a session with none
+    defined; NaN when no session has a defined neuron.
+    """
+    means = []
+    for bps in per_session.values():
+        b = np.asarray(bps, dtype=np.float64)
+        b = b[~np.isnan(b)]
+        if b.size:
+            means.append(np.maximum(b, 0.0).mean())
+    return float(np.mean(means)) if means else math.nan
 
 
 def session_slices(session_sizes: dict[str, int]) -> dict[str, slice]:
@@ -98,11 +119,15 @@ class BitsPerSpike(Metric):
         return bits_per_spike_from_sums(self.s_ylogr, self.s_r, self.s_y, self.n)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """``overall`` (pooled over all neurons), ``neuron_mean`` and one pooled value per session."""
+        """``overall`` (pooled over all neurons), ``neuron_mean``, the seed's ``neuron_mean_clamped``
+        (:func:`neuron_mean_clamped_bps`) and one pooled value per session."""
         sums = (self.s_ylogr, self.s_r, self.s_y, self.n)
+        per_neuron = self.per_neuron()
+        clamped = neuron_mean_clamped_bps({s: per_neuron[sl].tolist() for s, sl in self.slices.items()})
         out = {
             "overall": pooled_bits_per_spike(*sums),
-            "neuron_mean": torch.nanmean(self.per_neuron()),
+            "neuron_mean": torch.nanmean(per_neuron),
+            "neuron_mean_clamped": torch.tensor(clamped, dtype=torch.float64, device=per_neuron.device),
         }
         for s, sl in self.slices.items():
             out[f"session/{s}"] = pooled_bits_per_spike(*(x[sl] for x in sums))

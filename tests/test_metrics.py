@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuroenc.metrics import BitsPerSpike
+from neuroenc.metrics import BitsPerSpike, neuron_mean_clamped_bps
 
 
 def numpy_bps(rates, counts, mask):
@@ -89,3 +89,29 @@ def test_perfect_rates_beat_null_and_null_scores_zero():
     m_true = BitsPerSpike({"s": 5})
     m_true.update("s", torch.tensor(true), torch.tensor(counts), torch.tensor(mask))
     assert float(m_true.compute()["overall"]) > 0.05
+
+
+def test_neuron_mean_clamped_is_the_seeds_mean_over_sessions_of_clamped_neuron_means():
+    # hand-made: session a has negative-bps neurons and a silent one; b has a different neuron count
+    per_session = {"a": [0.6, -0.4, 0.2, float("nan")], "b": [-1.0, 0.9], "c": [-0.3]}
+    expected = np.mean([(0.6 + 0.0 + 0.2) / 3, (0.0 + 0.9) / 2, 0.0])
+    assert neuron_mean_clamped_bps(per_session) == pytest.approx(expected, abs=1e-15)
+    # neither the pooled nor the plain neuron mean: clamping and session weighting both matter
+    flat = [v for vs in per_session.values() for v in vs]
+    assert neuron_mean_clamped_bps(per_session) != pytest.approx(np.nanmean(flat))
+    assert neuron_mean_clamped_bps({"a": [0.3, 0.1], "silent": [float("nan")]}) == pytest.approx(0.2)
+    assert math.isnan(neuron_mean_clamped_bps({"silent": [float("nan")]}))
+
+
+def test_bits_per_spike_reports_the_seeds_clamped_figure(random_session):
+    rates, counts, mask = random_session
+    rates = rates.copy()
+    rates[..., 5] = rates[..., 5] * 6.0  # far too high: a neuron with negative bps
+    metric = BitsPerSpike({"a": 3, "b": 4})
+    metric.update("a", torch.tensor(rates[..., :3]), torch.tensor(counts[..., :3]), torch.tensor(mask[..., :3]))
+    metric.update("b", torch.tensor(rates[..., 3:]), torch.tensor(counts[..., 3:]), torch.tensor(mask[..., 3:]))
+    per, _, _ = numpy_bps(rates, counts, mask)
+    assert per[5] < 0 and np.isnan(per[3])
+    a, b = per[:3], per[3:][~np.isnan(per[3:])]
+    expected = (np.clip(a, 0, None).mean() + np.clip(b, 0, None).mean()) / 2
+    assert float(metric.compute()["neuron_mean_clamped"]) == pytest.approx(expected, rel=1e-9)
