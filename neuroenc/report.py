@@ -10,8 +10,23 @@ Reads what training wrote in each job directory (``.hydra/overrides.yaml``, ``me
 - ``curves.png``: val_bps_overall over epochs for every job;
 - ``bps_by_rf_size.png`` and a table in report.md: per-neuron bps by receptive-field size,
   where the data knows it (simulated data);
-- with ``--compare A B``: ``compare.png``, a per-neuron scatter of configs A and B (labels as
-  in the report, or a unique part of one);
+- ``val_bps_neuron_mean_clamped (seed's definition)``: the mean over seeds of metrics.json's
+  ``best_val_bps_neuron_mean_clamped`` (per-session mean over neurons of max(bps, 0), then mean
+  over sessions: how the seed's analysis scores), blank where a job does not record it;
+- ``uses_stimulus``: "no" for a config with a job whose health figures say it ignores the stimulus
+  (:func:`neuroenc.health.stimulus_warning`: trained score below twice the stimulus-shuffled one).
+  Such configs are listed after the ranked ones, unranked, and compared with nothing;
+- with ``--compare A B`` (as often as wanted; labels as in the report, or a unique part of one):
+  the paired difference B - A of val bits per spike with a 95% interval, in report.md and
+  ``compare.csv``, at two levels (:mod:`neuroenc.intervals`). *seeds*: ``best_val_bps_overall``
+  of A's and B's jobs paired by data (:func:`data_key`, which holds ``data.simulation.seed``) and
+  ``seed``, a paired t interval over the pairs: it includes training noise, so it is the one that
+  speaks for the configs. *neurons*: each neuron's bps (``per_neuron.csv``) paired by data,
+  session and neuron, averaged over the paired seeds, the mean over neurons with a percentile
+  bootstrap that resamples neurons within each dataset (fixed RNG seed): it holds the trained
+  models fixed. An interval covering 0 reads "no detectable difference", else "B better (worse)
+  than A by X [lo, hi]"; a comparison with a config that ignores the stimulus reads "not
+  compared". ``compare.png`` has a per-neuron scatter for each pair;
 - where the val split shows videos more than once (``meta.json`` ``trial_stimulus``, e.g.
   ``data.simulation.repeats=10``): the neuron means of correlation to average, FEV and oracle
   correlation per config (:func:`neuroenc.metrics.repeat_scores` on the best checkpoint's
@@ -34,6 +49,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
+
+from neuroenc.health import USES_STIMULUS_RATIO, stimulus_warning  # noqa: E402
+from neuroenc.intervals import (  # noqa: E402
+    BOOTSTRAP_RESAMPLES,
+    paired_t_interval,
+    stratified_bootstrap_interval,
+    verdict,
+)
 
 RF_BINS = [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, math.inf)]
 
@@ -79,6 +102,21 @@ class ConfigRow:
     def mean(self, key: str) -> float:
         v = self.values(key)
         return statistics.fmean(v) if v else float("nan")
+
+    def mean_if_recorded(self, key: str) -> float | None:
+        """Mean over the seeds that record ``key`` (finite), None where none does."""
+        v = [x for x in self.values(key) if x == x]
+        return statistics.fmean(v) if v else None
+
+    def ignoring_stimulus(self) -> list[Job]:
+        """Finished jobs whose health figures say they ignore the stimulus."""
+        return [j for j in self.finished() if stimulus_warning(j.metrics)]
+
+    def uses_stimulus(self) -> str:
+        if self.ignoring_stimulus():
+            return "no"
+        measured = any(j.metrics.get("val_bps_stimulus_shuffled") is not None for j in self.finished())
+        return "yes" if measured else "not measured"
 
     def spread(self, key: str) -> float:
         v = self.values(key)
@@ -169,10 +207,12 @@ def table_rows(rows: list[ConfigRow]) -> list[dict]:
             "seeds": " ".join(sorted(j.seed for j in r.jobs)),
             "val_bps_mean": r.mean("best_val_bps_overall"),
             "val_bps_std": r.spread("best_val_bps_overall"),
+            SEED_METRIC: r.mean_if_recorded("best_val_bps_neuron_mean_clamped"),
             "oracle_fraction": r.mean("val_oracle_fraction"),
             "parameters": params[0]["total"] if params else None,
             "step_time_s": r.mean("mean_train_step_s"),
             "status": r.status(),
+            "uses_stimulus": r.uses_stimulus(),
             **{f"bps/{s}": v for s, v in r.sessions().items()},
             **({k: r.repeat_mean(f"{k.removeprefix('val_')}_neuron_mean") for k in REPEAT_COLUMNS}
                if any(j.repeats for j in r.jobs) else {}),
@@ -181,6 +221,16 @@ def table_rows(rows: list[ConfigRow]) -> list[dict]:
 
 
 REPEAT_COLUMNS = ("val_corr_to_average", "val_fev", "val_oracle_corr")
+SEED_METRIC = "val_bps_neuron_mean_clamped (seed's definition)"
+
+
+def ranked(table: list[dict]) -> list[dict]:
+    """Rows by mean val bps, best first; rows that ignore the stimulus after them (not ranked: their
+    scores say nothing about the stimulus), then rows without a score."""
+    def key(row):
+        score = row["val_bps_mean"]
+        return row["uses_stimulus"] == "no", -score if score == score else math.inf
+    return sorted(table, key=key)
 
 
 def repeat_scores_of(job: Job) -> dict | None:
@@ -225,21 +275,33 @@ def rf_breakdown(rows: list[ConfigRow]) -> list[dict]:
     return out
 
 
-def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict]) -> None:
+def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], rows: list[ConfigRow],
+                   comparisons: list[dict]) -> None:
     sessions = sorted({k for row in table for k in row if k.startswith("bps/")})
     repeats = [k for k in REPEAT_COLUMNS if any(k in row for row in table)]
     lines = [f"# Sweep report: {sweep}", "",
-             "Best validation bits per spike per config (mean ± std over seeds)"
+             "Best validation bits per spike per config (mean ± std over seeds), best first"
              + ("; on the val split's repeated videos, neuron means of correlation to average, FEV and oracle "
-                "correlation (mean over seeds)" if repeats else "") + ".", "",
-             "| config | seeds | val_bps_overall | oracle fraction | " + " | ".join(sessions + repeats) +
-             (" | " if sessions or repeats else "") + "params | s/step | status |",
-             "|---|---|---|---|" + "---|" * (len(sessions) + len(repeats)) + "---|---|---|"]
-    for row in sorted(table, key=lambda r: -r["val_bps_mean"] if r["val_bps_mean"] == r["val_bps_mean"] else 1e9):
+                "correlation (mean over seeds)" if repeats else "") + ". "
+             f"*{SEED_METRIC}* is the seed's score (per session the mean over neurons of max(bps, 0), then the "
+             "mean over sessions; mean over seeds), blank where a run does not record it. "
+             "*uses stimulus* comes from the health figures: *no* when a seed's trained score is below "
+             f"{USES_STIMULUS_RATIO:g}x its stimulus-shuffled score; such configs are listed last and not ranked.", "",
+             f"| config | seeds | val_bps_overall | {SEED_METRIC} | oracle fraction | "
+             + " | ".join(sessions + repeats) + (" | " if sessions or repeats else "")
+             + "params | s/step | status | uses stimulus |",
+             "|---|---|---|---|---|" + "---|" * (len(sessions) + len(repeats)) + "---|---|---|---|"]
+    for row in ranked(table):
+        seed_metric = "" if row[SEED_METRIC] is None else fmt(row[SEED_METRIC])
+        uses = "**no: not ranked**" if row["uses_stimulus"] == "no" else row["uses_stimulus"]
         cells = [f"`{row['config']}`", row["seeds"], f"{fmt(row['val_bps_mean'])} ± {fmt(row['val_bps_std'])}",
-                 fmt(row["oracle_fraction"], 3), *[fmt(row.get(s)) for s in sessions + repeats],
-                 f"{row['parameters']:,}" if row["parameters"] else "n/a", fmt(row["step_time_s"], 3), row["status"]]
+                 seed_metric, fmt(row["oracle_fraction"], 3), *[fmt(row.get(s)) for s in sessions + repeats],
+                 f"{row['parameters']:,}" if row["parameters"] else "n/a", fmt(row["step_time_s"], 3), row["status"],
+                 uses]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += stimulus_warnings(rows)
+    if comparisons:
+        lines += comparison_section(comparisons)
     if rf:
         bins = [k for k in rf[0] if k.startswith("rf ")]
         lines += ["", "## Per-neuron bps by receptive-field size", "",
@@ -248,9 +310,37 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict]) -
         for row in rf:
             lines.append(f"| `{row['config']}` | " + " | ".join(f"{fmt(row[b][0])} (n={row[b][1]})" for b in bins) + " |")
     lines += ["", "![val_bps](val_bps.png)", "", "![curves](curves.png)"]
+    if comparisons:
+        lines += ["", "![per-neuron comparisons](compare.png)"]
     if rf:
         lines += ["", "![bps by rf size](bps_by_rf_size.png)"]
     path.write_text("\n".join(lines) + "\n")
+
+
+def stimulus_warnings(rows: list[ConfigRow]) -> list[str]:
+    """report.md lines quoting the health warning of every job that ignores the stimulus."""
+    lines = [f"- `{r.config}`, seed {j.seed}: {stimulus_warning(j.metrics)}"
+             for r in rows for j in r.ignoring_stimulus()]
+    return ["", "Not ranked, compared with nothing:", "", *lines] if lines else []
+
+
+def comparison_section(comparisons: list[dict]) -> list[str]:
+    lines = ["", "## Comparisons", "",
+             "B - A of val bits per spike with 95% intervals. *seeds*: `best_val_bps_overall` of jobs paired by "
+             "data and seed, paired t interval over the pairs; it includes training noise, so it is the row that "
+             "speaks for the configs. *neurons*: per-neuron bps paired by data, session and neuron (averaged over "
+             f"the paired seeds), mean over neurons with a percentile bootstrap ({BOOTSTRAP_RESAMPLES:,} resamples "
+             "of neurons within each dataset, fixed seed); it holds the trained models fixed, so it says whether "
+             "the difference holds across neurons, not whether retraining would repeat it. An interval that covers "
+             "0 is no detectable difference.", "",
+             "| A | B | level | n pairs | mean difference | 95% interval | verdict |", "|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        shown = not c["verdict"].startswith(NOT_COMPARED)
+        mean = fmt(c["mean_difference"]) if shown else ""
+        interval = f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]" if shown and c["ci_low"] == c["ci_low"] else ""
+        lines.append(f"| `{c['a']}` | `{c['b']}` | {c['level']} | {c['n_pairs']} | {mean} | {interval} "
+                     f"| {c['verdict']} |")
+    return lines
 
 
 def wrap(label: str, width: int = 38) -> str:
@@ -258,11 +348,13 @@ def wrap(label: str, width: int = 38) -> str:
 
 
 def plot_bars(path: Path, table: list[dict]) -> None:
-    order = sorted(table, key=lambda r: r["val_bps_mean"] if r["val_bps_mean"] == r["val_bps_mean"] else -1e9)
+    order = ranked(table)[::-1]  # barh draws the first bar at the bottom: the best on top
+    ignores = [r["uses_stimulus"] == "no" for r in order]
     fig, ax = plt.subplots(figsize=(7, 1.0 + 0.6 * len(order)))
     ax.barh(range(len(order)), [r["val_bps_mean"] for r in order], xerr=[r["val_bps_std"] for r in order],
-            capsize=4, color="tab:blue")
-    ax.set_yticks(range(len(order)), [wrap(r["config"]) for r in order], fontsize=7)
+            capsize=4, color=["tab:gray" if i else "tab:blue" for i in ignores])
+    ax.set_yticks(range(len(order)), [wrap(r["config"] + (" (ignores the stimulus: not ranked)" if i else ""))
+                                      for r, i in zip(order, ignores)], fontsize=7)
     ax.set_xlabel("best val bits/spike (mean over seeds; bar: std)")
     ax.set_title("val_bps_overall by config", fontsize=10)
     fig.tight_layout()
@@ -309,31 +401,97 @@ def find_row(rows: list[ConfigRow], label: str) -> ConfigRow:
     return hits[0]
 
 
-def plot_compare(path: Path, a: ConfigRow, b: ConfigRow) -> None:
-    ba, bb = a.neuron_bps(), b.neuron_bps()
-    keys = sorted(set(ba) & set(bb))
-    if not keys:
-        raise SystemExit("--compare: the two configs share no neurons with per-neuron scores")
-    sizes = a.rf_sizes()
-    x = [statistics.fmean(ba[k]) for k in keys]
-    y = [statistics.fmean(bb[k]) for k in keys]
-    c = [sizes.get(k, float("nan")) for k in keys]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    sc = ax.scatter(x, y, c=c, cmap="viridis", s=12)
-    if any(v == v for v in c):
-        fig.colorbar(sc, label="RF size (px)")
-    lo, hi = min(x + y), max(x + y)
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set_xlabel(wrap(f"{a.config} (val bps)", 60), fontsize=7)
-    ax.set_ylabel(wrap(f"{b.config} (val bps)", 60), fontsize=7)
-    ax.set_title(f"per-neuron val bits/spike; {sum(v > u for u, v in zip(x, y))}/{len(keys)} above the diagonal",
-                 fontsize=8)
+def compared_rows(rows: list[ConfigRow], a: str, b: str) -> tuple[ConfigRow, ConfigRow]:
+    ra, rb = find_row(rows, a), find_row(rows, b)
+    if ra is rb:
+        raise SystemExit(f"--compare {a!r} {b!r}: both name the config {ra.config!r}")
+    return ra, rb
+
+
+def seed_pairs(a: ConfigRow, b: ConfigRow) -> list[tuple[Job, Job]]:
+    """Finished jobs of A and of B on the same data with the same seed."""
+    of_b = {(j.data, j.seed): j for j in b.finished()}
+    return [(j, of_b[(j.data, j.seed)]) for j in a.finished() if (j.data, j.seed) in of_b]
+
+
+def neuron_differences(pairs: list[tuple[Job, Job]]) -> dict[str, list[float]]:
+    """Per dataset, each neuron's B - A val bps, averaged over the seed pairs that score it. A neuron
+    is one sampling unit whatever the number of seeds on its data, so the bootstrap resamples it once."""
+    per: dict[tuple, list[float]] = {}
+    for ja, jb in pairs:
+        bps_b = {(r["session"], int(r["neuron"])): float(r["bps"]) for r in jb.per_neuron}
+        for r in ja.per_neuron:
+            key = (r["session"], int(r["neuron"]))
+            d = bps_b.get(key, math.nan) - float(r["bps"])
+            if d == d:  # a neuron silent on the val split has no bps
+                per.setdefault((ja.data, *key), []).append(d)
+    groups: dict[str, list[float]] = {}
+    for (data, *_), ds in per.items():
+        groups.setdefault(data, []).append(statistics.fmean(ds))
+    return groups
+
+
+NOT_COMPARED = "not compared"
+
+
+def refusal(a: ConfigRow, b: ConfigRow) -> str | None:
+    ignoring = [name for name, r in (("A", a), ("B", b)) if r.ignoring_stimulus()]
+    if not ignoring:
+        return None
+    return (f"{NOT_COMPARED}: {' and '.join(ignoring)} {'ignores' if len(ignoring) == 1 else 'ignore'} the stimulus "
+            f"(trained score below {USES_STIMULUS_RATIO:g}x the stimulus-shuffled one)")
+
+
+def compare_configs(a: ConfigRow, b: ConfigRow) -> list[dict]:
+    """compare.csv's rows for B - A: one for seeds, one for neurons."""
+    pairs = seed_pairs(a, b)
+    by_seed = [jb.metrics["best_val_bps_overall"] - ja.metrics["best_val_bps_overall"] for ja, jb in pairs]
+    by_neuron = neuron_differences(pairs)
+    refused = refusal(a, b)
+    out = []
+    for level, values, interval in (
+            ("seeds", by_seed, paired_t_interval(by_seed)),
+            ("neurons", [d for g in by_neuron.values() for d in g], stratified_bootstrap_interval(by_neuron.values()))):
+        out.append({"a": a.config, "b": b.config, "level": level, "n_pairs": len(values),
+                    "mean_difference": statistics.fmean(values) if values else math.nan,
+                    "ci_low": interval.low if interval else math.nan,
+                    "ci_high": interval.high if interval else math.nan,
+                    "verdict": refused or (verdict(interval) if values else "nothing to pair")})
+    return out
+
+
+def plot_compare(path: Path, pairs: list[tuple[ConfigRow, ConfigRow]]) -> None:
+    """A per-neuron scatter of B against A for each pair, neurons averaged over seeds sharing their data."""
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 5), squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs):
+        ba, bb = a.neuron_bps(), b.neuron_bps()
+        keys = sorted(set(ba) & set(bb))
+        if not keys:
+            ax.text(0.5, 0.5, "no neurons scored by both", ha="center", transform=ax.transAxes)
+            continue
+        sizes = a.rf_sizes()
+        x = [statistics.fmean(ba[k]) for k in keys]
+        y = [statistics.fmean(bb[k]) for k in keys]
+        c = [sizes.get(k, float("nan")) for k in keys]
+        sc = ax.scatter(x, y, c=c, cmap="viridis", s=12)
+        if any(v == v for v in c):
+            fig.colorbar(sc, ax=ax, label="RF size (px)")
+        lo, hi = min(x + y), max(x + y)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xlabel(wrap(f"A: {a.config} (val bps)", 60), fontsize=7)
+        ax.set_ylabel(wrap(f"B: {b.config} (val bps)", 60), fontsize=7)
+        ax.set_title(f"per-neuron val bits/spike; {sum(v > u for u, v in zip(x, y))}/{len(keys)} above the diagonal",
+                     fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def write_report(sweep: Path, out: Path | None = None, compare: tuple[str, str] | None = None) -> list[dict]:
+def write_report(sweep: Path, out: Path | None = None,
+                 compare: list[tuple[str, str]] | tuple[str, str] | None = None) -> list[dict]:
+    """Writes the report; ``compare`` is a list of (A, B) labels, or a single pair."""
+    if compare and isinstance(compare[0], str):
+        compare = [compare]
     sweep = Path(sweep)
     out = Path(out) if out else sweep
     out.mkdir(parents=True, exist_ok=True)
@@ -348,13 +506,19 @@ def write_report(sweep: Path, out: Path | None = None, compare: tuple[str, str] 
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows(table)
-    write_markdown(out / "report.md", sweep, table, rf)
+    pairs = [compared_rows(rows, a, b) for a, b in compare or []]
+    comparisons = [c for a, b in pairs for c in compare_configs(a, b)]
+    if comparisons:
+        with open(out / "compare.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(comparisons[0]))
+            w.writeheader()
+            w.writerows(comparisons)
+        plot_compare(out / "compare.png", pairs)
+    write_markdown(out / "report.md", sweep, table, rf, rows, comparisons)
     plot_bars(out / "val_bps.png", table)
     plot_curves(out / "curves.png", rows)
     if rf:
         plot_rf(out / "bps_by_rf_size.png", rf)
-    if compare:
-        plot_compare(out / "compare.png", find_row(rows, compare[0]), find_row(rows, compare[1]))
     return table
 
 
@@ -362,9 +526,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m neuroenc.report", description=__doc__.split("\n\n")[0])
     p.add_argument("sweep", type=Path, help="a sweep directory, e.g. multirun/2026-11-29/12-00-00")
     p.add_argument("--out", type=Path, default=None, help="where to write (default: the sweep directory)")
-    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="per-neuron scatter of two configs")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                   help="B - A with 95%% intervals over seeds and over neurons, and a per-neuron scatter; "
+                        "give it once per pair")
     args = p.parse_args(argv)
-    write_report(args.sweep, args.out, tuple(args.compare) if args.compare else None)
+    write_report(args.sweep, args.out, [tuple(c) for c in args.compare or []])
     print((args.out or args.sweep) / "report.md")
 
 

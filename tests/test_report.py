@@ -3,12 +3,16 @@
 import csv
 import json
 
+import numpy as np
+import pytest
 import yaml
+from scipy import stats
 
-from neuroenc.report import write_report
+from neuroenc.intervals import paired_t_interval, stratified_bootstrap_interval
+from neuroenc.report import main, write_report
 
 
-def fake_job(sweep, num, overrides, data_seed, per_neuron, best):
+def fake_job(sweep, num, overrides, data_seed, per_neuron, best, **metrics):
     d = sweep / f"{num}_{','.join(overrides)}"
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -16,7 +20,7 @@ def fake_job(sweep, num, overrides, data_seed, per_neuron, best):
         {"data": {"window": 64, "seed": data_seed, "simulation": {"seed": data_seed, "num_sessions": 1}}}))
     (d / "metrics.json").write_text(json.dumps({
         "status": "finished", "best_val_bps_overall": best, "val_oracle_fraction": best, "mean_train_step_s": 1.0,
-        "parameters": {"total": 10}, "val_bps_per_session": {"sim00": best}, "history": []}))
+        "parameters": {"total": 10}, "val_bps_per_session": {"sim00": best}, "history": [], **metrics}))
     with (d / "per_neuron.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["session", "neuron", "neuron_id", "bps", "rf_size"])
@@ -46,3 +50,125 @@ def test_jobs_are_read_in_job_number_order(tmp_path):
         fake_job(tmp_path, num, [f"x={num}"], 0, [(0.1, 1.5)], best=num / 100)
     write_report(tmp_path)
     assert [r["config"] for r in csv.DictReader((tmp_path / "report.csv").open())] == ["x=2", "x=9", "x=10"]
+
+
+def paired_sweep(sweep, shift, neuron_noise=0.05, seed_noise=0.005, n_neurons=200, seeds=(0, 1, 2), rng_seed=0):
+    """Configs a and b, one job per seed on that seed's own simulated data: b's neurons score
+    ``shift`` above a's plus independent noise, and so, give or take ``seed_noise``, does its pooled score."""
+    rng = np.random.default_rng(rng_seed)
+    num = 0
+    for seed in seeds:
+        base = rng.normal(0.3, 0.2, n_neurons)  # neurons differ a lot; the pairing removes that
+        pooled = 0.3 + rng.normal(0, 0.02)
+        for model, d in (("a", 0.0), ("b", shift)):
+            bps = base + d + rng.normal(0, neuron_noise, n_neurons)
+            fake_job(sweep, num, [f"model={model}", f"seed={seed}"], seed, [(v, 1.5) for v in bps],
+                     best=pooled + d + rng.normal(0, seed_noise), val_bps_stimulus_shuffled=-0.3)
+            num += 1
+
+
+def compare_rows(sweep):
+    return {r["level"]: r for r in csv.DictReader((sweep / "compare.csv").open())}
+
+
+def test_a_true_difference_is_detected_and_inside_both_intervals(tmp_path):
+    paired_sweep(tmp_path, shift=0.05)
+    write_report(tmp_path, compare=[("model=a", "model=b")])
+    rows = compare_rows(tmp_path)
+    assert rows["seeds"]["n_pairs"] == "3" and rows["neurons"]["n_pairs"] == "600"
+    for r in rows.values():
+        assert 0 < float(r["ci_low"]) < 0.05 < float(r["ci_high"])
+        assert r["verdict"].startswith("B better than A by 0.0")
+    report = (tmp_path / "report.md").read_text()
+    n = rows["neurons"]
+    assert (f"| `model=a` | `model=b` | neurons | 600 | {float(n['mean_difference']):.4f} | "
+            f"[{float(n['ci_low']):.4f}, {float(n['ci_high']):.4f}] | B better than A by ") in report
+
+
+def test_identical_distributions_read_no_detectable_difference(tmp_path):
+    paired_sweep(tmp_path, shift=0.0)
+    write_report(tmp_path, compare=[("model=a", "model=b")])
+    for r in compare_rows(tmp_path).values():
+        assert float(r["ci_low"]) < 0 < float(r["ci_high"])
+        assert r["verdict"] == "no detectable difference"
+    assert "| no detectable difference |" in (tmp_path / "report.md").read_text()
+
+
+def test_a_config_that_ignores_the_stimulus_is_neither_ranked_nor_compared(tmp_path):
+    # c scores best, but no better than twice what it scores with the stimulus shuffled
+    for num, (model, best, shuffled) in enumerate([("a", 0.30, -0.2), ("b", 0.40, 0.05), ("c", 0.90, 0.50)]):
+        fake_job(tmp_path, num, [f"model={model}", "seed=0"], 0, [(best, 1.5), (best + 0.1, 1.5)], best=best,
+                 val_bps_stimulus_shuffled=shuffled)
+    main([str(tmp_path), "--compare", "model=a", "model=b", "--compare", "model=a", "model=c"])
+    report = (tmp_path / "report.md").read_text()
+    table = [line for line in report.splitlines() if line.startswith("| `model=")]
+    assert [line.split("`")[1] for line in table[:3]] == ["model=b", "model=a", "model=c"]  # c last despite 0.90
+    assert table[2].endswith("| **no: not ranked** |") and table[0].endswith("| yes |")
+    assert "- `model=c`, seed 0: the model is not using the stimulus" in report
+    verdicts = {(r["b"], r["level"]): r["verdict"] for r in csv.DictReader((tmp_path / "compare.csv").open())}
+    assert verdicts[("model=c", "seeds")] == verdicts[("model=c", "neurons")] == (
+        "not compared: B ignores the stimulus (trained score below 2x the stimulus-shuffled one)")
+    assert "| `model=a` | `model=c` | seeds | 1 |  |  | not compared: B ignores the stimulus" in report
+    assert verdicts[("model=b", "seeds")] == "too few pairs for an interval"  # one seed: no spread
+    rows = {r["config"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
+    assert rows["model=c"]["uses_stimulus"] == "no" and rows["model=a"]["uses_stimulus"] == "yes"
+
+
+def test_the_seeds_interval_is_the_paired_t_interval_and_the_neurons_one_a_bootstrap_of_the_mean(tmp_path):
+    paired_sweep(tmp_path, shift=0.02, seed_noise=0.01, seeds=(0, 1, 2, 3))
+    write_report(tmp_path, compare=("model=a", "model=b"))
+    rows = compare_rows(tmp_path)
+    jobs = {}
+    for f in tmp_path.glob("*/metrics.json"):
+        model, seed = yaml.safe_load((f.parent / ".hydra" / "overrides.yaml").read_text())
+        jobs[(model, seed)] = f
+    best = {k: json.loads(f.read_text())["best_val_bps_overall"] for k, f in jobs.items()}
+    a = [best[("model=a", f"seed={s}")] for s in range(4)]
+    b = [best[("model=b", f"seed={s}")] for s in range(4)]
+    expected = stats.ttest_rel(b, a).confidence_interval(0.95)
+    assert float(rows["seeds"]["ci_low"]) == pytest.approx(expected.low, abs=1e-12)
+    assert float(rows["seeds"]["ci_high"]) == pytest.approx(expected.high, abs=1e-12)
+    # the textbook t quantile, 3 degrees of freedom
+    d = np.subtract(b, a)
+    assert paired_t_interval(d).high == pytest.approx(d.mean() + 3.182446 * d.std(ddof=1) / 2, abs=1e-6)
+
+    per = {k: [float(r["bps"]) for r in csv.DictReader((f.parent / "per_neuron.csv").open())] for k, f in jobs.items()}
+    groups = [np.subtract(per[("model=b", f"seed={s}")], per[("model=a", f"seed={s}")]) for s in range(4)]
+    flat = np.concatenate(groups)
+    assert float(rows["neurons"]["mean_difference"]) == pytest.approx(flat.mean(), abs=1e-12)
+    # stratified bootstrap of a mean ~ normal with the within-group variance: half-width 1.96 SE
+    se = np.sqrt(sum(g.size * g.var() for g in groups)) / flat.size
+    low, high = float(rows["neurons"]["ci_low"]), float(rows["neurons"]["ci_high"])
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.05)
+    assert (low + high) / 2 == pytest.approx(flat.mean(), abs=0.1 * se)
+    # one group: scipy's percentile bootstrap, its own resamples
+    ours = stratified_bootstrap_interval([groups[0]])
+    theirs = stats.bootstrap((groups[0],), np.mean, method="percentile", n_resamples=10_000,
+                             random_state=1).confidence_interval
+    assert ours.low == pytest.approx(theirs.low, abs=0.1 * groups[0].std() / np.sqrt(groups[0].size))
+    assert ours.high == pytest.approx(theirs.high, abs=0.1 * groups[0].std() / np.sqrt(groups[0].size))
+    assert stratified_bootstrap_interval([groups[0]]) == ours  # fixed seed: the same report every time
+
+
+def test_seeds_sharing_data_pair_by_seed_and_count_each_neuron_once(tmp_path):
+    # data pinned (data seed 7), training seeds 0 and 1; b's seed 2 has no partner in a
+    for num, (model, seed, shift) in enumerate([("a", 0, 0.0), ("a", 1, 0.0), ("b", 0, 0.1), ("b", 1, 0.3),
+                                                ("b", 2, 5.0)]):
+        fake_job(tmp_path, num, [f"model={model}", f"seed={seed}"], 7,
+                 [(0.1 + shift, 1.5), (0.2 + shift, 1.5), (0.4 + shift, 1.5)], best=0.2 + shift)
+    write_report(tmp_path, compare=[("model=a", "model=b")])
+    rows = compare_rows(tmp_path)
+    assert rows["seeds"]["n_pairs"] == "2" and float(rows["seeds"]["mean_difference"]) == pytest.approx(0.2)
+    assert rows["neurons"]["n_pairs"] == "3" and float(rows["neurons"]["mean_difference"]) == pytest.approx(0.2)
+
+
+def test_the_seeds_metric_is_a_column_and_blank_where_runs_do_not_record_it(tmp_path):
+    fake_job(tmp_path, 0, ["model=a", "seed=0"], 0, [(0.1, 1.5)], best=0.1, best_val_bps_neuron_mean_clamped=0.25)
+    fake_job(tmp_path, 1, ["model=a", "seed=1"], 1, [(0.1, 1.5)], best=0.1, best_val_bps_neuron_mean_clamped=0.35)
+    fake_job(tmp_path, 2, ["model=b", "seed=0"], 0, [(0.1, 1.5)], best=0.2)
+    write_report(tmp_path)
+    column = "val_bps_neuron_mean_clamped (seed's definition)"
+    rows = {r["config"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
+    assert float(rows["model=a"][column]) == pytest.approx(0.30) and rows["model=b"][column] == ""
+    report = (tmp_path / "report.md").read_text()
+    assert column in report and "| `model=b` | 0 | 0.2000 ± 0.0000 |  | 0.200 |" in report
