@@ -9,10 +9,11 @@
                            and <split>_explainable_var_fraction (neuroenc.metrics.repeat_scores);
                            the readout position in pixels, and on simulated data the true
                            receptive-field centre and size and the distance to it
-    summary.json           per split: pooled and per-session bits per spike, mean correlation, the
-                           oracle on simulated data, the neuron means of the repeat scores (and on
-                           simulated data those of the repeat-averaged true rates); the val score
-                           training logged for these weights
+    summary.json           per split: pooled and per-session bits per spike, their neuron mean
+                           and the seed's clamped one (neuroenc.metrics.neuron_mean_clamped_bps),
+                           mean correlation, the oracle on simulated data, the neuron means of
+                           the repeat scores (and on simulated data those of the repeat-averaged
+                           true rates); the val score training logged for these weights
     bps_histogram.png      per-neuron bits per spike
     rf_positions.png       readout positions over a stimulus frame, per session
     temporal_filters.png   the learned frontend's temporal filters
@@ -110,6 +111,7 @@ def score_split(trainer: L.Trainer, module: EncoderModule, correlation: Correlat
     pooled = {
         "bps_overall": scores["val_bps_overall"],
         "bps_neuron_mean": scores["val_bps_neuron_mean"],
+        "bps_neuron_mean_clamped": scores["val_bps_neuron_mean_clamped"],  # the seed's definition
         "bps_per_session": {k.split("/", 1)[1]: v for k, v in scores.items() if k.startswith("val_bps/")},
         "corr_neuron_mean": float(np.nanmean(corr)) if np.isfinite(corr).any() else None,
         "bps_oracle": scores.get("val_bps_oracle"),
@@ -227,11 +229,11 @@ def report(summary: dict) -> None:
     fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
     table = Table(title=f"evaluation of {Path(summary['checkpoint']).name} (step {summary['global_step']})")
     table.add_column("split")
-    for c in ("bits/spike", "neuron mean", "mean corr", "oracle"):
+    for c in ("bits/spike", "neuron mean", "seed's (clamped)", "mean corr", "oracle"):
         table.add_column(c, justify="right")
     for split, s in summary["splits"].items():
-        table.add_row(split, fmt(s["bps_overall"]), fmt(s["bps_neuron_mean"]), fmt(s["corr_neuron_mean"]),
-                      fmt(s["bps_oracle"]))
+        table.add_row(split, fmt(s["bps_overall"]), fmt(s["bps_neuron_mean"]), fmt(s["bps_neuron_mean_clamped"]),
+                      fmt(s["corr_neuron_mean"]), fmt(s["bps_oracle"]))
     console = Console()
     console.print(table)
     for split, s in summary["splits"].items():

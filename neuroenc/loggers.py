@@ -3,7 +3,8 @@
 W&B runs are named and grouped from Hydra's view of the job, so a sweep is one W&B group with
 one run per job: group = the sweep's directory (``<date>/<time>``), name = the job's overrides.
 The whole resolved config is logged as the run config, so dashboards can group by any key
-(``convnet.tokenizer.stride``, ``experiment``, ...). ``val_bps_overall``'s summary is its best value.
+(``convnet.tokenizer.stride``, ``experiment``, ...). ``val_bps_overall``'s summary is its best value,
+and ``val_bps_neuron_mean_clamped``'s (the seed's definition) its value at that epoch.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def finish_loggers(loggers: list, result: dict, per_neuron: list[dict]) -> None:
         run = logger.experiment
         if result.get("best_val_bps_overall") is not None:
             run.summary["val_bps_overall"] = result["best_val_bps_overall"]
+        if result.get("best_val_bps_neuron_mean_clamped") is not None:
+            run.summary["val_bps_neuron_mean_clamped"] = result["best_val_bps_neuron_mean_clamped"]
         run.summary["status"] = result.get("status")
         for key in ("val_bps_stimulus_shuffled", "val_bps_behavior_only", "rf_distance_px_median"):
             if result.get(key) is not None:

@@ -75,6 +75,9 @@ class RunSummary(L.Callback):
             "final_val_bps_overall": final and final["val_bps_overall"],
             "best_epoch": best and best["epoch"],
             "best_val_bps_neuron_mean": best and best["val_bps_neuron_mean"],
+            # the seed's definition (neuroenc.metrics.neuron_mean_clamped_bps); .get: histories of
+            # runs resumed from checkpoints written before it existed lack it
+            "best_val_bps_neuron_mean_clamped": best and best.get("val_bps_neuron_mean_clamped"),
             "val_bps_per_session": best and per_session(best),
             "val_bps_oracle": best and best.get("val_bps_oracle"),
             "val_oracle_fraction": best and best.get("val_oracle_fraction"),

@@ -1,8 +1,11 @@
 """A tiny ``python -m neuroenc`` run in a subprocess trains, checkpoints and beats its initial score."""
 
+import csv
 import json
+import math
 
 from conftest import TINY_DATA, run_cli
+from neuroenc.metrics import neuron_mean_clamped_bps
 
 # Small enough to train in a minute, learnable enough to beat the null model in that minute:
 # simple cells only, no eye movements, and a core wide enough to find their receptive fields.
@@ -40,6 +43,16 @@ def test_tiny_training_run_writes_checkpoint_and_metrics_and_learns(tmp_path):
     assert m["val_bps_behavior_only"] is not None and 0 <= m["rf_distance_px_median"] < 3
     assert "stimulus shuffled" in r.stdout and "not using the stimulus" not in r.stdout
     assert "best val bits/spike" in r.stdout
+    # the seed's figure: every validation, and at the best epoch from that epoch's per-neuron scores
+    assert all(math.isfinite(row["val_bps_neuron_mean_clamped"]) for row in m["history"])
+    with open(run_dir / "per_neuron.csv") as f:
+        per_session: dict[str, list[float]] = {}
+        for row in csv.DictReader(f):
+            per_session.setdefault(row["session"], []).append(float(row["bps"]))
+    assert math.isclose(m["best_val_bps_neuron_mean_clamped"], neuron_mean_clamped_bps(per_session), rel_tol=1e-12)
+    (csv_log,) = list((run_dir / "csv").rglob("metrics.csv"))
+    assert "val_bps_neuron_mean_clamped" in csv_log.read_text().splitlines()[0].split(",")
+    assert "seed's definition" in r.stdout
     assert not list(tmp_path.glob("*.ckpt")) and not (tmp_path / "lightning_logs").exists()
 
 

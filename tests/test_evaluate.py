@@ -26,6 +26,7 @@ def test_evaluate_writes_per_neuron_csv_and_plots_and_reproduces_the_logged_val_
     assert val["bps_overall"] == metrics["best_val_bps_overall"] == summary["logged_val_bps_overall"]
     assert val["bps_per_session"] == metrics["val_bps_per_session"]
     assert val["bps_oracle"] == metrics["val_bps_oracle"]
+    assert val["bps_neuron_mean_clamped"] == metrics["best_val_bps_neuron_mean_clamped"]
     assert set(summary["splits"]) == {"val", "test"}
 
     with open(out / "neurons.csv") as f:
