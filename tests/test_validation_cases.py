@@ -54,6 +54,8 @@ CASES = [  # MICRO data: frames 12 x 16 pixels, window 24 frames (burn-in 8), si
     Case("attention dropout of 1", ["convnet.attn_dropout=1.0"], "convnet.attn_dropout", model=VIVIT),
     Case("zero frontend kernel", ["frontend.kernel_size=0"], "frontend.kernel_size"),
     Case("unknown frontend init", ["frontend.init=zeros"], "frontend.init"),
+    Case("anti-aliased frontend kernel of 2 taps", ["frontend.kernel_size=2", "frontend.anti_aliasing=true"],
+         "frontend.kernel_size"),
     Case("unknown readout nonlinearity", ["readout.nonlinearity=relu"], "readout.nonlinearity"),
     Case("negative learning rate", ["optim.lr=-0.001"], "optim.lr"),
     Case("negative warmup", ["optim.warmup_steps=-1"], "optim.warmup_steps"),

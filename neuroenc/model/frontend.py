@@ -43,13 +43,20 @@ def gaussian_derivative_bank(num: int, length: int) -> torch.Tensor:
     return torch.stack(out).float()
 
 
+def anti_aliasing_window(kernel_size: int) -> torch.Tensor:
+    """``(kernel_size,)`` symmetric Hann window scaled to a peak of 1: the seed's anti-aliasing
+    (VisionCore's ``aa_signal``, ``torch.signal.windows.hann`` divided by its maximum)."""
+    w = torch.signal.windows.hann(kernel_size, sym=True, dtype=torch.float64)
+    return (w / w.max()).float()
+
+
 class LearnableTemporalFrontend(nn.Module):
     """``num_channels`` learnable temporal filters of ``kernel_size`` frames, applied to every pixel.
 
-    Causal (left) padding keeps every frame. With ``anti_aliasing`` the learned kernel is
-    smoothed with a binomial [1, 2, 1]/4 filter (zero gain at Nyquist) and tapered by a
-    Hann-shaped window at its oldest end, so the effective filters pass little energy near the
-    Nyquist frequency whatever the optimiser does to the raw weights.
+    Causal (left) padding keeps every frame. With ``anti_aliasing`` (``kernel_size`` >= 3) the
+    effective filter is ``k = crop((hann * w) conv [1, 1] / 2)``: the seed's symmetric Hann window
+    on the raw taps ``w``, then the two-tap average, whose zero at Nyquist makes the filter's
+    gain there exactly zero whatever the optimiser does to ``w`` (see :meth:`kernels`).
     Input ``(B, C_in, T, H, W)``, output ``(B, C_in * num_channels, T, H, W)``.
     """
 
@@ -58,6 +65,9 @@ class LearnableTemporalFrontend(nn.Module):
         super().__init__()
         if init not in ("gaussian_derivatives", "random"):
             raise ValueError(f"frontend.init: {init!r} is not one of 'gaussian_derivatives', 'random'")
+        if anti_aliasing and kernel_size < 3:
+            raise ValueError(f"frontend.kernel_size: {kernel_size} is too short for anti_aliasing (at least 3: "
+                             "the Hann window is zero at both ends)")
         self.in_channels = in_channels
         self.num_channels = num_channels
         self.kernel_size = kernel_size
@@ -69,17 +79,31 @@ class LearnableTemporalFrontend(nn.Module):
             w = torch.randn(num_channels, kernel_size) / math.sqrt(kernel_size)
         self.weight = nn.Parameter(w)
         self.bias = nn.Parameter(torch.zeros(num_channels)) if bias else None
-        taper = torch.ones(kernel_size)
-        n = max(kernel_size // 4, 1)
-        taper[:n] = torch.sin(0.5 * math.pi * (torch.arange(n) + 1) / (n + 1)) ** 2
-        self.register_buffer("taper", taper, persistent=False)
-        self.register_buffer("binomial", torch.tensor([[[0.25, 0.5, 0.25]]]), persistent=False)
+        if anti_aliasing:
+            self.register_buffer("window", anti_aliasing_window(kernel_size), persistent=False)
 
     def kernels(self) -> torch.Tensor:
-        """The effective ``(num_channels, kernel_size)`` filters (index 0 = oldest tap)."""
+        """The effective ``(num_channels, kernel_size)`` filters (index 0 = oldest tap).
+
+        With ``anti_aliasing``: ``h = hann * w``, then ``k[j] = (h[j] + h[j - 1]) / 2``.
+        A Hann window alone, as in the seed, smooths the spectrum but leaves the gain at Nyquist,
+        ``sum_j (-1)^j h[j]``, wherever the weights put it (up to ~0.1 of the peak for random
+        taps); the two-tap average multiplies the spectrum by ``cos(f / 2)``, zero at Nyquist and
+        small near it. It is the shortest filter with that zero, and the only one that keeps the
+        kernel's length: the full convolution has ``kernel_size + 1`` taps, but its newest one is
+        ``h[-1] / 2 = 0`` (the symmetric window ends in zeros), so dropping it loses nothing and
+        the zero stays exact (a longer filter, e.g. [1, 2, 1] / 4, would have to be cropped off a
+        non-zero tap). Causality is untouched: still ``kernel_size`` taps behind causal padding.
+        No frame of delay is added (tap j also reaches lag j - 1, half a frame towards the present
+        on average), but the symmetric window centres every filter on lag ``(kernel_size - 1) /
+        2`` and weighs the newest lags little (lag 0 gets ``hann[-2] / 2``): as in the seed,
+        ``kernel_size`` must be chosen for the frame rate so that the responses' latency sits
+        near the middle of the kernel.
+        """
         w = self.weight
         if self.anti_aliasing:
-            w = F.conv1d(w[:, None], self.binomial, padding=1)[:, 0] * self.taper
+            h = w * self.window
+            w = 0.5 * (h + F.pad(h, (1, 0))[:, :-1])
         return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

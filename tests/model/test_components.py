@@ -42,15 +42,64 @@ def nyquist_fraction(k: np.ndarray) -> float:
     return float(p[int(0.75 * len(p)) :].sum() / p.sum())
 
 
+def seed_hann(n: int) -> np.ndarray:
+    """The seed's window: symmetric Hann (numpy's), scaled to a peak of 1."""
+    w = np.hanning(n)
+    return w / w.max()
+
+
 def test_anti_aliasing_passes_little_energy_near_nyquist():
     torch.manual_seed(0)
     plain = LearnableTemporalFrontend(1, 8, 16, init="random")
     aa = LearnableTemporalFrontend(1, 8, 16, init="random", anti_aliasing=True)
     aa.weight.data.copy_(plain.weight.data)  # same raw weights: only the anti-aliasing differs
     f_plain = np.mean([nyquist_fraction(k) for k in plain.kernels().detach().numpy()])
+    f_seed = np.mean([nyquist_fraction(k * seed_hann(16)) for k in plain.kernels().detach().numpy()])
     f_aa = np.mean([nyquist_fraction(k) for k in aa.kernels().detach().numpy()])
-    assert f_plain > 0.1  # white-noise kernels put ~a quarter of their energy there
-    assert f_aa < 0.02
+    assert f_plain > 0.1 and f_seed > 0.1  # white-noise kernels put ~a quarter of their energy there, windowed or not
+    assert f_aa < 0.06  # the two-tap average's cos^2(f/2) leaves ~4%
+
+
+@pytest.mark.parametrize("kernel_size", [3, 4, 5, 12, 16, 25])
+@pytest.mark.parametrize("init", ["random", "gaussian_derivatives"])
+def test_anti_aliased_kernels_have_zero_gain_at_nyquist(kernel_size, init):
+    torch.manual_seed(kernel_size)
+    fe = LearnableTemporalFrontend(1, 64, kernel_size, init=init, anti_aliasing=True)
+    if init == "random":  # raw weights anywhere, as an optimiser might leave them
+        fe.weight.data.mul_(torch.exp(torch.randn(64, 1)))
+    gain = np.abs(np.fft.rfft(fe.kernels().detach().double().numpy(), 512, axis=1))  # bin 256 is Nyquist
+    assert np.all(gain[:, -1] <= 1e-6 * gain.max(axis=1))  # float32 rounding only (<=: a kernel may be all zero)
+    raw = np.abs(np.fft.rfft(fe.weight.detach().double().numpy() * seed_hann(kernel_size), 512, axis=1))
+    if init == "random" and kernel_size > 3:  # the seed's window alone would not do it
+        assert np.max(raw[:, -1] / raw.max(axis=1)) > 0.3
+
+
+def test_anti_aliased_kernel_is_the_seeds_hann_window_then_a_two_tap_average():
+    torch.manual_seed(0)
+    fe = LearnableTemporalFrontend(1, 3, 12, init="random", anti_aliasing=True)
+    w = fe.weight.detach().double().numpy()
+    for raw, got in zip(w, fe.kernels().detach().double().numpy()):
+        full = np.convolve(raw * seed_hann(12), [0.5, 0.5])  # 13 taps, index 0 oldest
+        assert full[-1] == 0  # the newest tap the kernel drops: the window ends in zero
+        np.testing.assert_allclose(got, full[:12], rtol=1e-6, atol=1e-7)
+    assert fe.kernels()[:, -1].abs().max() > 0  # the current frame still reaches the output
+
+
+def test_without_anti_aliasing_the_kernels_are_the_raw_weights():
+    torch.manual_seed(0)
+    fe = LearnableTemporalFrontend(1, 3, 7, init="random", bias=False)
+    assert torch.equal(fe.kernels(), fe.weight) and set(fe.state_dict()) == {"weight"}
+    x = torch.randn(1, 1, 20, 2, 2)
+    w = fe.weight.detach().double().numpy()
+    expect = np.stack([[np.convolve(x[0, 0, :, i, j].double().numpy(), k[::-1])[:20] for k in w]
+                       for i in range(2) for j in range(2)])  # (pixel, filter, T): causal, index 0 oldest
+    got = fe(x).detach().double().numpy()[0].reshape(3, 20, 4).transpose(2, 0, 1)
+    np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-6)
+
+
+def test_anti_aliasing_needs_three_taps():
+    with pytest.raises(ValueError, match="kernel_size"):
+        LearnableTemporalFrontend(1, 2, 2, anti_aliasing=True)
 
 
 @pytest.mark.parametrize("stride,pool,expect_hw", [(1, "none", (12, 20)), (2, "none", (6, 10)),
