@@ -19,7 +19,12 @@ from omegaconf import II, MISSING, OmegaConf
 
 @dataclass
 class SimulationConfig:
-    """Parameters of the simulated V1 (see ``neuroenc.data.synthetic.SimulationParams``)."""
+    """Parameters of the simulated V1 (see ``neuroenc.data.synthetic.SimulationParams``).
+
+    Time is physical (ms, s, Hz), so ``frame_rate`` changes the sampling, not the biology; the
+    trial layout is in frames, like ``data.window``. The defaults are mouse V1 at 30 Hz;
+    ``data=synthetic_primate`` sets primate V1 at 120 Hz.
+    """
 
     seed: int = II("seed")
     num_sessions: int = 3
@@ -31,9 +36,18 @@ class SimulationConfig:
     trial_frames: int = 300
     height: int = 36
     width: int = 64
-    frame_rate: float = 30.0
-    kernel_frames: int = 12
-    max_eye_shift: int = 1
+    frame_rate: float = 30.0  # Hz
+    kernel_ms: float = 400.0  # true temporal kernels' duration; their lobes scale with it
+    rf_sigma_min_px: float = 0.7  # receptive-field (Gabor envelope) std, log-uniform in [min, max]
+    rf_sigma_max_px: float = 4.0
+    min_wavelength_px: float = 4.0
+    rate_min_hz: float = 1.5  # mean firing rate per neuron, log-uniform in [min, max]
+    rate_max_hz: float = 15.0
+    max_eye_shift: int = 1  # pixels
+    eye_drift_px: float = 0.5
+    eye_tau_s: float = 1.0
+    microsaccade_rate_hz: float = 0.0
+    microsaccade_px: float = 0.0
     complex_fraction: float = 0.4
     invalid_fraction: float = 0.005
     repeats: int = 1  # presentations of each val/test movie (>1: repeat metrics, trial_stimulus in meta.json)

@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 POSITIVE_INT_KEYS = {"window", "batch_size", "num_channels", "out_channels", "hidden_dim", "stride",
                      "dilation", "num_sessions", "trial_frames", "height", "width", "neurons_min",
                      "neurons_max", "trials_train", "embedding_dim", "num_heads", "head_dim", "ff_dim",
-                     "temporal_stride"}
+                     "temporal_stride", "frame_rate"}
 NON_NEGATIVE_KEYS = {"burn_in", "num_workers", "beh_emb_dim", "trials_val", "trials_test", "weight_decay", "position_lr_ratio",
                      "warmup_steps", "max_eye_shift", "padding", "num_spatial_blocks", "num_temporal_blocks",
                      "num_registers"}

@@ -7,6 +7,13 @@ movements; behaviour per frame (eye x/y, running speed, pupil size); its own neu
 spikes. The true expected counts are stored as ``rates.npy`` and the receptive-field
 parameters in ``meta.json["neurons"]``, so the oracle bits per spike and RF recovery can be
 scored. Trials are split into train/val/test.
+
+Time is physical: kernel durations in milliseconds, time constants in seconds, the movie's
+temporal bandwidth and firing rates in Hz, so ``frame_rate`` changes the sampling and not the
+biology. Sizes that describe the recording's layout (``trial_frames``, like ``data.window``)
+stay in frames. Every conversion to frames is exact rational arithmetic rounded once
+(:func:`frames`), which keeps the 30 Hz default's random draws and arithmetic, and so its data,
+bit for bit what they were when these quantities were written in frames.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +32,12 @@ from neuroenc import atomic
 from neuroenc.data.sessions import write_session
 
 BEHAVIOR_NAMES = ["eye_x", "eye_y", "running", "pupil"]
-VERSION = 4  # part of the cache key: bump whenever the simulation itself changes
+VERSION = 5  # part of the cache key: bump whenever the simulation itself changes
+
+MOVIE_CUTOFF_HZ = 6.0  # the movies' temporal low-pass (1 / (1 + (f / 6 Hz)^2) in amplitude)
+RUNNING_TAU_S = 3.0  # time constants of the running and pupil processes
+PUPIL_TAU_S = 2.0
+MICROSACCADE_CORRECTION = 0.75  # each microsaccade undoes this fraction of the eye's displacement from fixation
 
 
 @dataclass(frozen=True)
@@ -36,12 +49,24 @@ class SimulationParams:
     trials_train: int = 36
     trials_val: int = 3
     trials_test: int = 3
-    trial_frames: int = 300
+    trial_frames: int = 300  # frames per trial: the recording's layout, in frames like data.window
     height: int = 36
     width: int = 64
-    frame_rate: float = 30.0
-    kernel_frames: int = 12  # length of the true temporal kernels
-    max_eye_shift: int = 1  # pixels
+    frame_rate: float = 30.0  # Hz
+    # duration of the true temporal kernels; their lobes scale with it (the first peaks at 1/8 to
+    # 1/4 of it, the rebound 1/6 to 1/3 of it later): 400 ms is mouse V1's slow biphasic response
+    kernel_ms: float = 400.0
+    rf_sigma_min_px: float = 0.7  # Gabor envelope std, log-uniform in [min, max] (max capped at a sixth of the frame)
+    rf_sigma_max_px: float = 4.0
+    # mouse V1 prefers low spatial frequencies: no wavelength below 4 px, even for tiny RFs
+    min_wavelength_px: float = 4.0
+    rate_min_hz: float = 1.5  # each neuron's mean firing rate, log-uniform in [min, max]
+    rate_max_hz: float = 15.0
+    max_eye_shift: int = 1  # pixels; the eye position is rounded to whole pixels and clipped to +-this
+    eye_drift_px: float = 0.5  # std of the eye's slow drift (an Ornstein-Uhlenbeck process) ...
+    eye_tau_s: float = 1.0  # ... and its time constant
+    microsaccade_rate_hz: float = 0.0  # fixational jumps (primates); 0: none
+    microsaccade_px: float = 0.0  # their mean amplitude (each drawn within +-50% of it)
     complex_fraction: float = 0.4
     invalid_fraction: float = 0.005  # bins marked invalid in dfs, so masking is always exercised
     # presentations of each val and test movie (1: each shown once). Above 1 every repeat is a
@@ -50,8 +75,31 @@ class SimulationParams:
     repeats: int = 1
 
     def __post_init__(self):
-        if self.repeats < 1:
-            raise ValueError(f"data.simulation.repeats: {self.repeats}; a movie is shown at least once")
+        def need(ok: bool, key: str, problem: str) -> None:
+            if not ok:
+                raise ValueError(f"data.simulation.{key}: {problem}")
+
+        need(self.repeats >= 1, "repeats", f"{self.repeats}; a movie is shown at least once")
+        need(self.frame_rate > 0, "frame_rate", f"{self.frame_rate}; must be positive")
+        need(self.kernel_taps >= 2, "kernel_ms", f"{self.kernel_ms} ms is {self.kernel_taps} frame(s) at "
+                                                 f"{self.frame_rate} Hz; a biphasic kernel needs at least 2")
+        need(0 < self.rf_sigma_min_px <= self.rf_sigma_max_px, "rf_sigma_min_px",
+             f"{self.rf_sigma_min_px}; must be positive and at most rf_sigma_max_px={self.rf_sigma_max_px}")
+        need(0 < self.rate_min_hz <= self.rate_max_hz, "rate_min_hz",
+             f"{self.rate_min_hz}; must be positive and at most rate_max_hz={self.rate_max_hz}")
+        need(self.eye_tau_s > 0, "eye_tau_s", f"{self.eye_tau_s}; must be positive")
+        need(self.microsaccade_rate_hz >= 0, "microsaccade_rate_hz", f"{self.microsaccade_rate_hz}; must not be negative")
+        need(self.microsaccade_rate_hz == 0 or self.microsaccade_px > 0, "microsaccade_px",
+             f"{self.microsaccade_px}; microsaccades (microsaccade_rate_hz={self.microsaccade_rate_hz}) need a "
+             "positive amplitude")
+
+    def frames(self, ms) -> float:
+        """``ms`` milliseconds in frames at ``frame_rate``, exact rational arithmetic rounded once."""
+        return float(Fraction(ms) * Fraction(self.frame_rate) / 1000)
+
+    @property
+    def kernel_taps(self) -> int:
+        return round(self.frames(self.kernel_ms))
 
     def described(self) -> dict:
         """The parameters, ``repeats`` only when movies repeat: the default data keeps the cache
@@ -66,13 +114,14 @@ class SimulationParams:
         return hashlib.sha1(blob).hexdigest()[:10]
 
 
-def pink_noise_movie(rng: np.random.Generator, t: int, h: int, w: int, alpha: float = 2.0) -> np.ndarray:
-    """Spatiotemporal noise with a 1/f^alpha power spectrum in space and a low-pass in time."""
+def pink_noise_movie(rng: np.random.Generator, t: int, h: int, w: int, cutoff: float, alpha: float = 2.0) -> np.ndarray:
+    """``(t, h, w)`` uint8 noise with a 1/f^alpha power spectrum in space and a low-pass in time
+    with corner ``cutoff`` in cycles per frame."""
     ft = np.fft.fftfreq(t)[:, None, None]
     fy = np.fft.fftfreq(h)[None, :, None]
     fx = np.fft.rfftfreq(w)[None, None, :]
     fs = np.sqrt(fx**2 + fy**2)
-    amp = 1.0 / np.maximum(fs, 1.0 / max(h, w)) ** (alpha / 2) / (1.0 + (np.abs(ft) / 0.2) ** 2)
+    amp = 1.0 / np.maximum(fs, 1.0 / max(h, w)) ** (alpha / 2) / (1.0 + (np.abs(ft) / cutoff) ** 2)
     spec = amp * (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape))
     movie = np.fft.irfftn(spec, s=(t, h, w))
     movie = (movie - movie.mean()) / movie.std()
@@ -90,15 +139,49 @@ def smooth_walk(rng, n: int, tau: float, scale: float) -> np.ndarray:
     return x
 
 
-def biphasic_kernel(rng, n: int) -> np.ndarray:
-    """Difference of two gamma-like bumps; index 0 = zero lag."""
-    tau = np.arange(n, dtype=np.float64)
-    p1 = rng.uniform(1.5, 3.0)
-    p2 = p1 + rng.uniform(2.0, 4.0)
+def biphasic_kernel(rng, p: SimulationParams) -> np.ndarray:
+    """``(p.kernel_taps,)`` difference of two gamma-like bumps, index 0 = zero lag, unit norm.
+
+    The bumps' peaks are drawn in milliseconds (as fractions of ``p.kernel_ms``) and converted to
+    frames, so the kernel is the same function of time at any frame rate.
+    """
+    tau = np.arange(p.kernel_taps, dtype=np.float64)
+    length = Fraction(p.kernel_ms)
+    p1 = rng.uniform(p.frames(length / 8), p.frames(length / 4))
+    p2 = p1 + rng.uniform(p.frames(length / 6), p.frames(length / 3))
     g1 = (tau / p1) ** 2 * np.exp(-2 * (tau / p1 - 1))
     g2 = (tau / p2) ** 2 * np.exp(-2 * (tau / p2 - 1))
     k = g1 - rng.uniform(0.4, 0.8) * g2
     return k / np.linalg.norm(k)
+
+
+def microsaccade_offsets(rng, drift: np.ndarray, per_frame: float, amplitude: float) -> np.ndarray:
+    """``(n, 2)`` the eye's displacement by microsaccades, in pixels, for a ``(n, 2)`` drift.
+
+    Piecewise constant: at each frame a jump with probability ``per_frame``, of ``amplitude``
+    (+-50%) in a random direction minus ``MICROSACCADE_CORRECTION`` times the eye's displacement
+    from fixation, as primates' microsaccades counter the drift and keep the eye near the target.
+    """
+    n = len(drift)
+    at = np.flatnonzero(rng.random(n) < per_frame)
+    angle = rng.uniform(0, 2 * np.pi, len(at))
+    size = amplitude * rng.uniform(0.5, 1.5, len(at))
+    after = np.zeros((len(at) + 1, 2))  # the displacement after each jump; row 0: before the first
+    for j, t in enumerate(at):
+        position = drift[t] + after[j]
+        after[j + 1] = after[j] + size[j] * np.array([np.cos(angle[j]), np.sin(angle[j])]) \
+            - MICROSACCADE_CORRECTION * position
+    return after[np.searchsorted(at, np.arange(n), side="right")]
+
+
+def eye_positions(rng, saccade_rng, n: int, p: SimulationParams) -> np.ndarray:
+    """``(n, 2)`` eye position (x, y) in whole pixels within +-``p.max_eye_shift``: a slow drift
+    drawn from ``rng``, plus microsaccades drawn from ``saccade_rng`` when ``p`` has them (a
+    generator of their own, so data without them keeps its random stream)."""
+    eye = np.stack([smooth_walk(rng, n, p.eye_tau_s * p.frame_rate, p.eye_drift_px) for _ in range(2)], 1)
+    if p.microsaccade_rate_hz > 0:
+        eye = eye + microsaccade_offsets(saccade_rng, eye, p.microsaccade_rate_hz / p.frame_rate, p.microsaccade_px)
+    return np.clip(np.round(eye), -p.max_eye_shift, p.max_eye_shift)
 
 
 def gabor(h: int, w: int, x0, y0, sigma, theta, wavelength, phase) -> np.ndarray:
@@ -130,17 +213,17 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
     H, W = p.height, p.width
     n = int(rng.integers(p.neurons_min, p.neurons_max + 1))
 
-    movies = [pink_noise_movie(rng, p.trial_frames, H, W) for _ in range(n_movies)]
+    cutoff = float(Fraction(MOVIE_CUTOFF_HZ) / Fraction(p.frame_rate))  # cycles per frame, exact as in frames()
+    movies = [pink_noise_movie(rng, p.trial_frames, H, W, cutoff) for _ in range(n_movies)]
     movie_of_trial, splits = (np.arange(n_movies), None) if p.repeats == 1 else repeat_plan(p, index)
     n_trials = len(movie_of_trial)
     T = n_trials * p.trial_frames
     stim = np.concatenate([movies[m] for m in movie_of_trial])
     trial = np.repeat(np.arange(n_trials), p.trial_frames)
 
-    eye = np.stack([smooth_walk(rng, T, 30.0, p.max_eye_shift / 2) for _ in range(2)], 1)
-    eye = np.clip(np.round(eye), -p.max_eye_shift, p.max_eye_shift)
-    running = np.maximum(smooth_walk(rng, T, 90.0, 1.0) + 0.3, 0.0) * 10.0  # cm/s, bouts and rests
-    pupil = 0.5 * np.tanh(smooth_walk(rng, T, 60.0, 1.0) + 0.05 * running) + 1.0
+    eye = eye_positions(rng, np.random.default_rng([p.seed, index, 2]), T, p)
+    running = np.maximum(smooth_walk(rng, T, RUNNING_TAU_S * p.frame_rate, 1.0) + 0.3, 0.0) * 10.0  # cm/s, bouts and rests
+    pupil = 0.5 * np.tanh(smooth_walk(rng, T, PUPIL_TAU_S * p.frame_rate, 1.0) + 0.05 * running) + 1.0
     behavior = np.stack([eye[:, 0], eye[:, 1], running, pupil], 1).astype(np.float32)
 
     # the retina sees the screen shifted by the eye position (grey beyond the screen's edge)
@@ -157,13 +240,12 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
     neurons = []
     filters_even, filters_odd = [], []
     for i in range(n):
-        sigma = float(np.exp(rng.uniform(np.log(0.7), np.log(min(4.0, min(H, W) / 6)))))
+        sigma = float(np.exp(rng.uniform(np.log(p.rf_sigma_min_px), np.log(min(p.rf_sigma_max_px, min(H, W) / 6)))))
         mx, my = min(2 + sigma, W / 2 - 1), min(2 + sigma, H / 2 - 1)  # keep RFs off the edges
         x0 = float(rng.uniform(mx, W - 1 - mx))
         y0 = float(rng.uniform(my, H - 1 - my))
         theta = float(rng.uniform(0, np.pi))
-        # mouse V1 prefers low spatial frequencies: no wavelength below 4 px, even for tiny RFs
-        wavelength = float(max(4.0, 3.0 * sigma * rng.uniform(0.8, 1.2)))
+        wavelength = float(max(p.min_wavelength_px, 3.0 * sigma * rng.uniform(0.8, 1.2)))
         phase = float(rng.uniform(0, 2 * np.pi))
         kind = "complex" if rng.random() < p.complex_fraction else "simple"
         filters_even.append(gabor(H, W, x0, y0, sigma, theta, wavelength, phase))
@@ -179,8 +261,9 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
     rates = np.zeros((T, n), np.float32)
     run_z = (running - running.mean()) / running.std()
     pup_z = (pupil - pupil.mean()) / pupil.std()
+    rate_min, rate_max = (float(Fraction(r) / Fraction(p.frame_rate)) for r in (p.rate_min_hz, p.rate_max_hz))
     for i, nd in enumerate(neurons):
-        k = biphasic_kernel(rng, p.kernel_frames)
+        k = biphasic_kernel(rng, p)
         de = np.zeros(T)
         do = np.zeros(T)
         for a, b in zip(range(0, T, p.trial_frames), range(p.trial_frames, T + 1, p.trial_frames)):
@@ -192,7 +275,7 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
         beta_run, beta_pupil = rng.normal(0.25, 0.15), rng.normal(0.0, 0.15)
         gain = np.exp(beta_run * run_z + beta_pupil * pup_z)
         r = np.log1p(np.exp(2.0 * z - 1.0)) * gain
-        target = float(np.exp(rng.uniform(np.log(0.05), np.log(0.5))))  # mean spikes per frame
+        target = float(np.exp(rng.uniform(np.log(rate_min), np.log(rate_max))))  # mean spikes per frame
         r *= target / r.mean()
         rates[:, i] = r
         nd.update(beta_running=float(beta_run), beta_pupil=float(beta_pupil), mean_rate=target,

@@ -1,9 +1,16 @@
-"""The simulated V1: seeded, written in the session format, ground truth kept."""
+"""The simulated V1: seeded, written in the session format, ground truth kept, physical time, the primate preset."""
+
+import hashlib
+from dataclasses import replace
 
 import numpy as np
+import pytest
+from omegaconf import OmegaConf
 
+from conftest import compose_config
 from neuroenc.data.sessions import open_sessions
-from neuroenc.data.synthetic import SimulationParams, ensure_simulated, simulate_session
+from neuroenc.data.synthetic import SimulationParams, biphasic_kernel, ensure_simulated, pink_noise_movie, simulate_session
+from neuroenc.validate import check
 
 SMALL = SimulationParams(num_sessions=2, neurons_min=5, neurons_max=9, trials_train=3, trials_val=1,
                          trials_test=1, trial_frames=60, height=12, width=16)
@@ -56,3 +63,108 @@ def test_true_rates_respond_to_the_stimulus_at_each_neurons_receptive_field():
         y, x = np.unravel_index(np.argmax(np.abs(sta)), sta.shape)
         hits += np.hypot(x - nd["x"], y - nd["y"]) <= max(2.0, 2 * nd["sigma"])
     assert hits >= 7, f"only {hits} of 8 neurons respond at their recorded receptive field"
+
+
+# Digests of simulate_session's arrays as the simulator wrote them at commit 9106fe9, before its
+# times were physical (kernels, time constants, movie bandwidth and rates then in frames): the
+# 30 Hz mouse default must keep generating exactly that data, bit for bit.
+BEFORE_PHYSICAL_TIME = {
+    ("small", 0): "f679b7805c27148d2ca4345fabb8e22e5952d43c860449629529603a112564b7",
+    ("small", 1): "4bc1a375770aa7304b9d1725f0af4c2b132bcdd717a83bef77c0164b37c8ea8d",
+    ("repeats", 0): "bf0d89b7f45ad412206b7ead901a52a0168458e516beefa3b5692d28420b9813",
+}
+
+
+def digest(d: dict) -> str:
+    h = hashlib.sha256()
+    for k in ("stim", "robs", "rates", "behavior", "dfs", "trial"):
+        a = np.ascontiguousarray(d[k])
+        h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    h.update(repr(d["splits"]).encode())
+    return h.hexdigest()
+
+
+def test_the_30hz_mouse_default_generates_the_data_it_did_before_times_were_physical():
+    repeats = SimulationParams(num_sessions=1, neurons_min=6, neurons_max=6, trials_train=4, trials_val=1,
+                               trials_test=1, trial_frames=40, height=12, width=16, repeats=3)
+    params = {"small": SMALL, "repeats": repeats}
+    for (name, index), expected in BEFORE_PHYSICAL_TIME.items():
+        assert digest(simulate_session(params[name], index)) == expected, (name, index)
+
+
+def simulation(*overrides: str) -> SimulationParams:
+    cfg = compose_config(list(overrides))
+    return SimulationParams(**OmegaConf.to_container(cfg.data.simulation, resolve=True))
+
+
+@pytest.mark.parametrize("data", ["synthetic", "synthetic_primate"])
+def test_kernels_are_the_same_function_of_time_at_any_frame_rate(data):
+    p120 = simulation(f"data={data}", "data.simulation.frame_rate=120")
+    p30 = simulation(f"data={data}", "data.simulation.frame_rate=30")
+    k120 = biphasic_kernel(np.random.default_rng(3), p120)
+    k30 = biphasic_kernel(np.random.default_rng(3), p30)
+    assert len(k120) == 4 * len(k30) == round(p120.kernel_ms * 120 / 1000)
+    # the same draws: the 120 Hz kernel at every 4th frame is the 30 Hz kernel (up to its norm)
+    np.testing.assert_allclose(k120[::4] / np.linalg.norm(k120[::4]), k30, atol=1e-12)
+    peak_ms = np.argmax(k120) * 1000 / 120
+    assert p120.kernel_ms / 8 - 1000 / 120 <= peak_ms <= p120.kernel_ms / 4 + 1000 / 120
+
+
+def test_primate_kernels_peak_at_the_same_time_in_ms_as_at_30hz():
+    p120, p30 = simulation("data=synthetic_primate"), simulation("data=synthetic_primate", "data.simulation.frame_rate=30")
+    assert p120.frame_rate == 120
+    peaks = [[np.argmax(biphasic_kernel(np.random.default_rng(s), p)) * 1000 / p.frame_rate for s in range(50)]
+             for p in (p120, p30)]
+    # sampled 4x more finely; the same kernel's peak agrees within a 30 Hz frame
+    assert np.max(np.abs(np.subtract(*peaks))) <= 1000 / 30 / 2 + 1e-9
+
+
+def test_movies_have_the_same_temporal_bandwidth_in_hz_at_any_frame_rate():
+    def correlation_at(movie, lag):
+        m = movie.astype(np.float64) - movie.mean()
+        return (m[lag:] * m[:-lag]).mean() / m.var()
+
+    rng = np.random.default_rng(0)
+    slow = pink_noise_movie(rng, 1200, 8, 8, cutoff=6 / 30)
+    fast = pink_noise_movie(rng, 4800, 8, 8, cutoff=6 / 120)
+    for ms in (33.3, 100):  # one and three 30 Hz frames
+        assert abs(correlation_at(slow, round(ms * 30 / 1000)) - correlation_at(fast, round(ms * 120 / 1000))) < 0.05
+
+
+def primate_session(**changes) -> dict:
+    """One short session of the primate preset: 4 trials of 576 frames (19 s)."""
+    p = simulation("data=synthetic_primate")
+    return simulate_session(replace(p, num_sessions=1, trials_train=2, trials_val=1, trials_test=1, **changes), 0)
+
+
+def test_primate_receptive_fields_are_smaller_in_pixels_than_the_mouses():
+    primate = [n["rf_size"] for n in primate_session()["extra_meta"]["neurons"]]
+    mouse = [n["rf_size"] for n in simulate_session(replace(simulation(), num_sessions=1, trials_train=2, trials_val=1,
+                                                                    trials_test=1), 0)["extra_meta"]["neurons"]]
+    assert max(primate) <= 2.0 and min(primate) >= 0.5
+    assert np.median(primate) < 0.7 * np.median(mouse)
+
+
+def test_primate_eye_drifts_and_makes_microsaccades():
+    p = simulation("data=synthetic_primate")
+    d = primate_session()
+    eye = d["behavior"][:, :2].astype(np.float64)
+    seconds = len(eye) / p.frame_rate
+    step = np.hypot(*np.diff(eye, axis=0).T)
+    jumps = np.flatnonzero(step >= 2)  # microsaccades: 2 px or more within a frame (8 ms)
+    assert 0.4 * p.microsaccade_rate_hz * seconds < len(jumps) < 1.6 * p.microsaccade_rate_hz * seconds
+    # drift: between microsaccades the eye also moves, a pixel at a time
+    drift_steps = np.flatnonzero((step > 0) & (step < 2))
+    assert len(drift_steps) > len(jumps)
+    assert np.abs(eye).max() <= p.max_eye_shift and len(np.unique(eye[:, 0])) > 3
+    # the mouse's eye only drifts
+    mouse = simulate_session(replace(simulation(), num_sessions=1, trials_train=2, trials_val=1, trials_test=1), 0)
+    assert np.hypot(*np.diff(mouse["behavior"][:, :2], axis=0).T).max() < 2
+
+
+def test_the_primate_preset_is_the_seeds_input_at_120hz():
+    cfg = compose_config(["data=synthetic_primate"])
+    assert cfg.data.simulation.frame_rate == 120 and (cfg.data.window, cfg.data.burn_in) == (300, 24)
+    # every frame after a trial's burn-in is scored exactly once, by two windows per trial
+    assert (cfg.data.simulation.trial_frames - cfg.data.burn_in) % (cfg.data.window - cfg.data.burn_in) == 0
+    check(cfg)
