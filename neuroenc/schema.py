@@ -8,6 +8,7 @@ classes: nothing in a config is read-but-ignored.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -69,6 +70,9 @@ class WindowsConfig:
 class SessionsDataConfig(WindowsConfig):
     _target_: str = "neuroenc.data.datamodule.SessionDataModule"
     root: str = MISSING
+    # the sessions' frame rate (Hz), checked against their meta.json: needed by presets that give
+    # temporal sizes in milliseconds (${frames_ms:...}), which cannot read it from the sessions
+    frame_rate: Optional[float] = None
 
 
 @dataclass
@@ -365,11 +369,25 @@ def scaled(width: int, _root_) -> int:
     return max(1, round(int(width) * float(_root_.scale)))
 
 
+def frames_ms(ms: float, _root_) -> int:
+    """``${frames_ms:MS}``: the number of frames spanning ``MS`` milliseconds at the data's frame
+    rate (``data.simulation.frame_rate``, or ``data.frame_rate`` for sessions on disk), rounded
+    half up, at least 1."""
+    data = _root_.data
+    rate = data.simulation.frame_rate if "simulation" in data else data.get("frame_rate")
+    if rate is None:
+        raise ValueError(f"config key 'data.frame_rate': ${{frames_ms:{ms}}} needs the data's frame rate; "
+                         "set data.frame_rate to the sessions' (meta.json frame_rate)")
+    return max(1, math.floor(float(ms) * float(rate) / 1000 + 0.5))
+
+
 def register() -> None:
     """Register every schema as ``<group>/<option>_schema`` and the root as ``config_schema``,
-    and the ``scaled`` resolver."""
+    and the ``scaled`` and ``frames_ms`` resolvers."""
     if not OmegaConf.has_resolver("scaled"):
         OmegaConf.register_new_resolver("scaled", scaled)
+    if not OmegaConf.has_resolver("frames_ms"):
+        OmegaConf.register_new_resolver("frames_ms", frames_ms)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(name="evaluate_schema", node=EvaluateConfig)

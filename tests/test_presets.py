@@ -3,13 +3,19 @@
 import json
 
 import pytest
+from hydra.utils import instantiate
 
 from conftest import CONF, TINY_DATA, compose_config, run_cli
+from neuroenc.data.sessions import SessionFormatError
+from neuroenc.data.synthetic import BEHAVIOR_NAMES, SimulationParams, simulate
 from neuroenc.train import train
 from neuroenc.validate import ConfigError, check
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-# TINY_DATA's 16x24 frames in 16-frame windows fit two 8x8x8 tubelets; one training step of batch 2
+# the presets' sizes are the seed's at its 120 Hz; their temporal sizes follow the data's frame rate
+AT_120HZ = ["data.simulation.frame_rate=120"]
+# TINY_DATA is 30 Hz: its 16-frame windows of 16x24 frames fit 8 of the presets' 2-frame tubelets (the seed's
+# 8 frames at 120 Hz); one training step of batch 2
 ONE_STEP = [*TINY_DATA, "data.window=16", "data.burn_in=8", "data.batch_size=2", "trainer.max_steps=1",
             "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
             "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "eval_init=false",
@@ -22,11 +28,12 @@ def test_the_ladder_and_the_baselines_are_all_there():
 
 
 def test_presets_keep_the_seed_sizes_and_each_rung_adds_one_fix():
-    c = {p: compose_config([f"experiment={p}"]) for p in PRESETS}
+    c = {p: compose_config([f"experiment={p}", *AT_120HZ]) for p in PRESETS}
     r = c["resnet_small_gru_aa"]
     assert [s.out_channels for s in r.convnet.stages] == [128, 128, 256]
     stages = [(s.stride, s.pool, s.dilation) for s in r.convnet.stages]
     assert stages == [(2, "none", 1), (2, "aablur", 1), (1, "none", 2)]
+    assert [list(s.kernel_size) for s in r.convnet.stages] == [[3, 3, 3]] * 3
     assert (r.frontend.kernel_size, r.frontend.num_channels, r.frontend.anti_aliasing) == (16, 4, True)
     assert (r.modulator.hidden_dim, r.modulator.beh_emb_dim) == (256, 32)
     v = c["vivit_small"]
@@ -45,9 +52,51 @@ def test_presets_keep_the_seed_sizes_and_each_rung_adds_one_fix():
     assert c["hybrid_small"].convnet._target_.endswith("Hybrid")
 
 
+@pytest.mark.parametrize("data", [AT_120HZ, ["data=synthetic_primate"], ["data=sessions", "data.frame_rate=120"]])
+def test_at_120hz_the_presets_give_the_seeds_temporal_sizes(data, tmp_path):
+    for p in PRESETS:
+        c = compose_config([f"experiment={p}", *data, f"data.root={tmp_path}"] if "data=sessions" in data
+                           else [f"experiment={p}", *data])
+        assert c.frontend.kernel_size == 16
+        if "tokenizer" in c.convnet:
+            assert list(c.convnet.tokenizer.stride) == ([8, 8, 8] if p == "vivit_small" else [8, 4, 4])
+        time_kernels = [s.kernel_size[0] for s in c.convnet.get("stages", [])]
+        assert time_kernels == ([1, 1, 1] if p == "hybrid_small" else [3, 3, 3] if time_kernels else [])
+
+
+def test_at_30hz_the_presets_temporal_sizes_span_the_seeds_milliseconds():
+    """16 taps and 8-frame tubelets at 120 Hz are 133 and 67 ms: 4 taps and 2 frames at 30 Hz, and
+    3-frame time kernels (25 ms) are shorter than a 30 Hz frame."""
+    c = {p: compose_config([f"experiment={p}"]) for p in PRESETS}
+    assert all(c[p].frontend.kernel_size == 4 for p in PRESETS)
+    assert list(c["vivit_small"].convnet.tokenizer.stride) == [2, 8, 8]
+    assert list(c["vivit_p1"].convnet.tokenizer.stride) == [2, 4, 4]
+    assert [list(s.kernel_size) for s in c["resnet_small_gru_aa"].convnet.stages] == [[1, 3, 3]] * 3
+    check(c["vivit_p1"])
+
+
+def test_presets_on_sessions_need_the_sessions_frame_rate(tmp_path):
+    with pytest.raises(Exception, match="data.frame_rate") as e:
+        check(compose_config(["experiment=vivit_p1", "data=sessions", f"data.root={tmp_path}"]))
+    assert "frontend.kernel_size" in str(e.value)  # and the key that asked for it
+    with pytest.raises(ConfigError) as e:
+        check(compose_config(["experiment=vivit_p1", "data=sessions", f"data.root={tmp_path}", "data.frame_rate=0"]))
+    assert e.value.key == "data.frame_rate"
+
+
+def test_a_data_frame_rate_that_is_not_the_sessions_stops_naming_it(tmp_path):
+    simulate(tmp_path / "sessions", SimulationParams(num_sessions=1, neurons_min=3, neurons_max=3, trials_train=2,
+                                                     trial_frames=40, height=8, width=8))
+    cfg = compose_config(["data=sessions", f"data.root={tmp_path / 'sessions'}", "data.frame_rate=120", "data.window=16",
+                          "data.burn_in=4"])
+    with pytest.raises(SessionFormatError, match=r"data.frame_rate=120.0 but .* 30.0 Hz"):
+        instantiate(cfg.data).setup()
+    instantiate(cfg.data, frame_rate=30.0).setup()  # the right rate is accepted
+
+
 @pytest.mark.parametrize("data", [[], ["data=sessions"]])
 def test_presets_compose_with_any_data_config(data, tmp_path):
-    data = data + [f"data.root={tmp_path}"] if data else data
+    data = data + [f"data.root={tmp_path}", "data.frame_rate=30"] if data else data
     for p in PRESETS:
         cfg = compose_config([f"experiment={p}", *data, "data.window=300"])
         check(cfg)
@@ -84,6 +133,16 @@ def test_scale_shrinks_every_presets_widths_and_keeps_their_ratios():
             assert (small.convnet.embedding_dim * 8, small.convnet.ff_dim * 8) == (full.convnet.embedding_dim,
                                                                                  full.convnet.ff_dim)
             assert small.convnet.num_heads == full.convnet.num_heads  # depth and heads are not widths
+
+
+def test_scale_never_squeezes_the_behaviour_embedding_below_the_behaviour_columns():
+    """The behaviour embedding is not a scaled width: at scale=0.125 the seed's 16 and 32 would be 2
+    and 4, a bottleneck on the simulator's 4 behaviour columns that vivit_p12 would then 'fix'."""
+    for p in PRESETS:
+        full, small = compose_config([f"experiment={p}"]), compose_config([f"experiment={p}", "scale=0.125"])
+        assert small.modulator.beh_emb_dim == full.modulator.beh_emb_dim >= len(BEHAVIOR_NAMES)
+    assert compose_config(["experiment=vivit_small", "scale=0.125"]).modulator.beh_emb_dim == 16
+    assert compose_config(["experiment=vivit_p12", "scale=0.125"]).modulator.beh_emb_dim == 32
 
 
 def test_scale_on_a_config_without_scaled_widths_is_an_error():

@@ -47,12 +47,14 @@ def true_rf_centers(sessions: list[Session]) -> dict[str, list[list[float]]] | N
 
 
 class SessionDataModule(L.LightningDataModule):
-    """Windows of ``window`` frames (``burn_in`` of them unscored) from every session under ``root``."""
+    """Windows of ``window`` frames (``burn_in`` of them unscored) from every session under ``root``;
+    ``frame_rate`` (Hz), when given, must be the sessions' (the config's temporal sizes assume it)."""
 
     def __init__(self, root: str, window: int = 128, burn_in: int = 24, batch_size: int = 4,
-                 num_workers: int = 0, seed: int = 0):
+                 num_workers: int = 0, seed: int = 0, frame_rate: float | None = None):
         super().__init__()
         self.root = root
+        self.frame_rate = frame_rate
         self.window = window
         self.burn_in = burn_in
         self.batch_size = batch_size
@@ -97,6 +99,9 @@ class SessionDataModule(L.LightningDataModule):
         agree("frame shape", lambda s: s.frame_shape)
         agree("behaviour columns (meta.json behavior_names)", lambda s: tuple(s.behavior_names))
         agree("frame rate (meta.json frame_rate)", lambda s: s.frame_rate)
+        if self.frame_rate is not None and sessions[0].frame_rate != self.frame_rate:
+            raise SessionFormatError(f"data.frame_rate={self.frame_rate} but the sessions under {self.root!r} are "
+                                     f"recorded at {sessions[0].frame_rate} Hz (meta.json frame_rate)")
         ids = [s.id for s in sessions]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
