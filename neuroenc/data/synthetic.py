@@ -12,8 +12,8 @@ Time is physical: kernel durations in milliseconds, time constants in seconds, t
 temporal bandwidth and firing rates in Hz, so ``frame_rate`` changes the sampling and not the
 biology. Sizes that describe the recording's layout (``trial_frames``, like ``data.window``)
 stay in frames. Every conversion to frames is exact rational arithmetic rounded once
-(:func:`frames`), which keeps the 30 Hz default's random draws and arithmetic, and so its data,
-bit for bit what they were when these quantities were written in frames.
+(:meth:`SimulationParams.frames`), which keeps the 30 Hz default's random draws and arithmetic,
+and so its data, bit for bit what they were when these quantities were written in frames.
 """
 
 from __future__ import annotations
