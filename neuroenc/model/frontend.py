@@ -50,6 +50,9 @@ def anti_aliasing_window(kernel_size: int) -> torch.Tensor:
     return (w / w.max()).float()
 
 
+INITS = ("gaussian_derivatives", "random")
+
+
 class LearnableTemporalFrontend(nn.Module):
     """``num_channels`` learnable temporal filters of ``kernel_size`` frames, applied to every pixel.
 
@@ -61,13 +64,16 @@ class LearnableTemporalFrontend(nn.Module):
     Input ``(B, C_in, T, H, W)``, output ``(B, C_in * num_channels, T, H, W)``.
     """
 
-    def __init__(self, in_channels: int = 1, num_channels: int = 4, kernel_size: int = 16,
-                 init: str = "gaussian_derivatives", anti_aliasing: bool = False, bias: bool = True):
+    def __init__(self, in_channels: int, num_channels: int, kernel_size: int, init: str, anti_aliasing: bool,
+                 bias: bool):
         super().__init__()
-        if init not in ("gaussian_derivatives", "random"):
-            raise ValueError(f"frontend.init: {init!r} is not one of 'gaussian_derivatives', 'random'")
+        if init not in INITS:
+            raise ValueError(f"init: {init!r} is not one of {INITS}")
+        for name, v in (("num_channels", num_channels), ("kernel_size", kernel_size)):
+            if v <= 0:
+                raise ValueError(f"{name}: must be positive, got {v}")
         if anti_aliasing and kernel_size < 3:
-            raise ValueError(f"frontend.kernel_size: {kernel_size} is too short for anti_aliasing (at least 3: "
+            raise ValueError(f"kernel_size: {kernel_size} is too short for anti_aliasing (at least 3: "
                              "the Hann window is zero at both ends)")
         self.in_channels = in_channels
         self.num_channels = num_channels

@@ -1,4 +1,5 @@
-"""Modulators: mix behaviour into the core's features, frame by frame, causally."""
+"""Modulators: mix behaviour into the core's features, causally, at the core's rate: one step per
+frame, or per core step when the core strides time (see :class:`neuroenc.model.encoder.Encoder`)."""
 
 from __future__ import annotations
 
@@ -22,18 +23,22 @@ class NoModulator(nn.Module):
 class ConvGRUModulator(nn.Module):
     """A convolutional GRU over time on the core features, with behaviour mixed in.
 
-    The behaviour at each frame, ``(B, T, n_behavior)``, is embedded to ``beh_emb_dim`` and
-    concatenated (broadcast over space) to that frame's features. The input-to-gate
-    convolution runs on all frames in one batched call; only the recurrence loops over time.
-    Input ``(B, C, T, H, W)``; output ``(B, hidden_dim, T, H, W)``, one map per frame; frame t's
-    output depends on frames <= t only.
+    The behaviour at each step, ``(B, T, n_behavior)``, is embedded to ``beh_emb_dim`` and
+    concatenated (broadcast over space) to that step's features. The input-to-gate
+    convolution runs on all steps in one batched call; only the recurrence loops over time.
+    Input ``(B, C, T, H, W)`` with ``T`` the core's steps (the frames, unless the core strides
+    time); output ``(B, hidden_dim, T, H, W)``, one map per step; step t's output depends on
+    steps <= t only.
     """
 
-    def __init__(self, in_channels: int, behavior_dim: int, hidden_dim: int = 64, beh_emb_dim: int = 16,
-                 kernel_size: int = 3):
+    def __init__(self, in_channels: int, behavior_dim: int, hidden_dim: int, beh_emb_dim: int, kernel_size: int):
         super().__init__()
-        if kernel_size % 2 == 0:
-            raise ValueError(f"modulator.kernel_size must be odd, got {kernel_size}")
+        if hidden_dim <= 0:
+            raise ValueError(f"hidden_dim: must be positive, got {hidden_dim}")
+        if beh_emb_dim < 0:
+            raise ValueError(f"beh_emb_dim: must not be negative, got {beh_emb_dim}")
+        if kernel_size <= 0 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: must be positive and odd, got {kernel_size}")
         self.hidden_dim = hidden_dim
         self.out_channels = hidden_dim
         self.embed = nn.Linear(behavior_dim, beh_emb_dim) if behavior_dim > 0 and beh_emb_dim > 0 else None

@@ -40,9 +40,8 @@ class GaussianReadout(nn.Module):
     grid units (a shifter's eye correction); output rates ``(B, T, N)``.
     """
 
-    def __init__(self, in_channels: int, n_neurons: int, mean_rate=None, init_std: float = 0.2,
-                 nonlinearity: str = "softplus", init_positions: str = "data", feature_init_std: float = 0.01,
-                 init_mean: torch.Tensor | None = None):
+    def __init__(self, in_channels: int, n_neurons: int, init_std: float, nonlinearity: str, init_positions: str,
+                 feature_init_std: float, mean_rate=None, init_mean: torch.Tensor | None = None):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity: {nonlinearity!r} is not one of {NONLINEARITIES}")

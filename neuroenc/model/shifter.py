@@ -31,8 +31,8 @@ class MLPShifter(nn.Module):
     ``forward(behavior (B, T, n_behavior), session)`` -> ``(B, T, 2)`` shifts in pixels (x, y).
     """
 
-    def __init__(self, behavior_names: list[str], session_ids: list[str], columns: list[str] = ("eye_x", "eye_y"),
-                 hidden: list[int] = (16,), shared: bool = False, required: bool = True):
+    def __init__(self, behavior_names: list[str], session_ids: list[str], columns: list[str], hidden: list[int],
+                 shared: bool, required: bool):
         super().__init__()
         columns = list(columns)
         if len(columns) != 2:

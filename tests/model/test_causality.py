@@ -3,14 +3,11 @@
 import pytest
 import torch
 
-from neuroenc.model.convnet.hybrid import Hybrid
 from neuroenc.model.convnet.resnet import ResNet
-from neuroenc.model.convnet.vivit import ViViT
 from neuroenc.model.encoder import Encoder, step_ends
-from neuroenc.model.frontend import LearnableTemporalFrontend, PixelFrontend
-from neuroenc.model.modulator import ConvGRUModulator, NoModulator
-from neuroenc.model.readout import GaussianReadout
-from neuroenc.model.shifter import MLPShifter
+from neuroenc.model.frontend import PixelFrontend
+from neuroenc.model.modulator import NoModulator
+from parts import ConvGRUModulator, GaussianReadout, Hybrid, LearnableTemporalFrontend, MLPShifter, ViViT
 
 T, H, W, NB = 24, 12, 20, 4
 STAGES = [

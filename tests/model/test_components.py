@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from neuroenc.model.convnet.resnet import ResidualStage, ResNet
-from neuroenc.model.frontend import LearnableTemporalFrontend, PixelFrontend, gaussian_derivative_bank
-from neuroenc.model.modulator import ConvGRUModulator, NoModulator
-from neuroenc.model.readout import GaussianReadout
+from neuroenc.model.frontend import PixelFrontend, gaussian_derivative_bank
+from neuroenc.model.modulator import NoModulator
+from parts import ConvGRUModulator, GaussianReadout, LearnableTemporalFrontend
 
 
 def test_frontend_shapes():

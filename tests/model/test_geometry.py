@@ -4,14 +4,12 @@ pixel drove, for every core's strides, kernels, padding and pooling."""
 import pytest
 import torch
 
-from neuroenc.model.convnet.hybrid import Hybrid
 from neuroenc.model.convnet.resnet import ResNet
-from neuroenc.model.convnet.vivit import TubeletTokenizer
 from neuroenc.model.encoder import Encoder
 from neuroenc.model.frontend import PixelFrontend
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.modulator import NoModulator
-from neuroenc.model.readout import GaussianReadout
+from parts import GaussianReadout, Hybrid, TubeletTokenizer
 
 H, W, T = 36, 64, 4
 RESNET_STAGES = {

@@ -4,10 +4,9 @@ contrast) and stays causal in training, where it uses batch statistics."""
 import pytest
 import torch
 
-from neuroenc.model.convnet.hybrid import Hybrid
 from neuroenc.model.convnet.resnet import ResNet
-from neuroenc.model.convnet.vivit import ViViT
 from neuroenc.model.layers import FrameBatchNorm
+from parts import Hybrid, ViViT
 
 STAGES = [{"out_channels": 6, "kernel_size": [3, 3, 3], "stride": 2},
           {"out_channels": 6, "kernel_size": [3, 3, 3], "stride": 2, "pool": "aablur"}]

@@ -10,7 +10,6 @@ from neuroenc.model.convnet.transformer import (CausalTemporalBlocks, check_bloc
                                                 resolve_head_dim)
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.layers import FrameBatchNorm
-from neuroenc.validate import ConfigError
 
 
 class Hybrid(nn.Module):
@@ -22,21 +21,19 @@ class Hybrid(nn.Module):
     position, and a (contrast-keeping, causal) :class:`FrameBatchNorm`. Step i's features depend on frames <= ``step_ends(T)[i]`` only.
     """
 
-    def __init__(self, in_channels: int, stages: list, embedding_dim: int = 64, num_temporal_blocks: int = 2,
-                 num_heads: int = 4, head_dim: int | None = None, ff_dim: int = 256, activation: str = "gelu",
-                 dropout: float = 0.0, attn_dropout: float = 0.0, drop_path: float = 0.0):
+    def __init__(self, in_channels: int, stages: list, embedding_dim: int, num_temporal_blocks: int, num_heads: int,
+                 head_dim: int | None, ff_dim: int, activation: str, dropout: float, attn_dropout: float,
+                 drop_path: float):
         super().__init__()
-        check_block_args(embedding_dim, ff_dim, activation, drop_path)
+        check_block_args(embedding_dim, ff_dim, activation, dropout, attn_dropout, drop_path,
+                         num_temporal_blocks=num_temporal_blocks)
         head_dim = resolve_head_dim(embedding_dim, num_heads, head_dim)
-        if num_temporal_blocks < 0:
-            raise ConfigError("convnet.num_temporal_blocks", "must not be negative")
         self.resnet = ResNet(in_channels, stages)
         c = self.resnet.out_channels
         self.proj = (nn.Identity() if c == embedding_dim else
                      nn.Sequential(nn.Conv3d(c, embedding_dim, 1, bias=False), FrameBatchNorm(embedding_dim)))
-        self.temporal = CausalTemporalBlocks(embedding_dim, num_temporal_blocks, num_heads, head_dim, ff_dim,
-                                             activation, dropout, attn_dropout,
-                                             drop_path_rates(drop_path, num_temporal_blocks))
+        self.temporal = CausalTemporalBlocks(embedding_dim, num_heads, head_dim, ff_dim, activation, dropout,
+                                             attn_dropout, drop_path_rates(drop_path, num_temporal_blocks))
         # not a LayerNorm over channels: that would divide each position's contrast away
         self.norm = FrameBatchNorm(embedding_dim)
         self.out_channels = embedding_dim

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import List
 
 import torch
 from einops import rearrange
@@ -79,13 +80,26 @@ class ResidualStage(nn.Module):
 
 @dataclass
 class StageSpec:
+    """One :class:`ResidualStage` of a :class:`ResNet`; the config's ``convnet.stages`` entries
+    (``neuroenc.schema.StageConfig``) are these."""
+
     out_channels: int
-    kernel_size: list
-    stride: int = 1
-    dilation: int = 1
-    pool: str = "none"
+    kernel_size: List[int] = field(default_factory=lambda: [3, 3, 3])  # (t, h, w)
+    stride: int = 1  # spatial
+    dilation: int = 1  # spatial
+    pool: str = "none"  # or "aablur": blur, then subsample by `stride`
     dropout: float = 0.0
-    temporal_stride: int = 1
+    temporal_stride: int = 1  # keep every s-th frame (causal); the modulator then runs at that rate
+
+    def check(self) -> None:
+        """Fails naming the field of an impossible value."""
+        for name in ("out_channels", "stride", "dilation", "temporal_stride"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
+        if any(int(k) <= 0 for k in self.kernel_size):
+            raise ValueError(f"kernel_size: sizes must be positive, got {list(self.kernel_size)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
 
 
 class ResNet(nn.Module):
@@ -99,7 +113,12 @@ class ResNet(nn.Module):
         super().__init__()
         specs = [s if isinstance(s, StageSpec) else StageSpec(**s) for s in stages]
         if not specs:
-            raise ValueError("convnet.stages: at least one stage is needed")
+            raise ValueError("stages: at least one stage is needed")
+        for i, s in enumerate(specs):
+            try:
+                s.check()
+            except ValueError as e:
+                raise ValueError(f"stages[{i}].{e}") from e
         layers = []
         c = in_channels
         for s in specs:
@@ -107,7 +126,6 @@ class ResNet(nn.Module):
                                         s.temporal_stride))
             c = s.out_channels
         self.stages = nn.ModuleList(layers)
-        self.specs = specs
         self.out_channels = c
         self.temporal_stride = math.prod(s.temporal_stride for s in specs)
 

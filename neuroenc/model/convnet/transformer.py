@@ -1,5 +1,6 @@
 """Transformer pieces shared by the ViViT and hybrid cores: a pre-norm block built from timm's
-layers, fixed sin-cos positions, and a stack of causal blocks over time at each spatial position."""
+layers, fixed sin-cos positions, and the stack of blocks over one axis (time here, space in
+:mod:`neuroenc.model.convnet.vivit`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import torch
 from einops import rearrange
 from timm.layers import Attention, DropPath, Mlp, SwiGLU
 from torch import nn
-
-from neuroenc.validate import ConfigError
 
 ACTIVATIONS = ("gelu", "swiglu")
 
@@ -32,28 +31,35 @@ def sincos_2d(h: int, w: int, dim: int, device=None) -> torch.Tensor:
 
 
 def resolve_head_dim(embedding_dim: int, num_heads: int, head_dim: int | None) -> int:
-    """``head_dim`` as given, or ``embedding_dim / num_heads``; fails naming the key when impossible."""
+    """``head_dim`` as given, or ``embedding_dim / num_heads``; fails naming the argument when impossible."""
     if num_heads <= 0:
-        raise ConfigError("convnet.num_heads", f"must be positive, got {num_heads}")
+        raise ValueError(f"num_heads: must be positive, got {num_heads}")
     if head_dim is not None:
         if head_dim <= 0:
-            raise ConfigError("convnet.head_dim", f"must be positive, got {head_dim}")
+            raise ValueError(f"head_dim: must be positive, got {head_dim}")
         return head_dim
     if embedding_dim % num_heads:
-        raise ConfigError("convnet.num_heads", f"{num_heads} heads do not divide convnet.embedding_dim="
-                                               f"{embedding_dim}; change either or set convnet.head_dim")
+        raise ValueError(f"num_heads: {num_heads} heads do not divide embedding_dim={embedding_dim}; change either "
+                         "or set head_dim")
     return embedding_dim // num_heads
 
 
-def check_block_args(embedding_dim: int, ff_dim: int, activation: str, drop_path: float) -> None:
+def check_block_args(embedding_dim: int, ff_dim: int, activation: str, dropout: float, attn_dropout: float,
+                     drop_path: float, **depths: int) -> None:
+    """The arguments shared by the cores that end in transformer blocks; ``depths`` are their
+    block counts by argument name."""
     if embedding_dim <= 0:
-        raise ConfigError("convnet.embedding_dim", f"must be positive, got {embedding_dim}")
+        raise ValueError(f"embedding_dim: must be positive, got {embedding_dim}")
     if ff_dim <= 0:
-        raise ConfigError("convnet.ff_dim", f"must be positive, got {ff_dim}")
+        raise ValueError(f"ff_dim: must be positive, got {ff_dim}")
     if activation not in ACTIVATIONS:
-        raise ConfigError("convnet.activation", f"{activation!r} is not one of {ACTIVATIONS}")
-    if not 0 <= drop_path < 1:
-        raise ConfigError("convnet.drop_path", f"must be in [0, 1), got {drop_path}")
+        raise ValueError(f"activation: {activation!r} is not one of {ACTIVATIONS}")
+    for name, p in (("dropout", dropout), ("attn_dropout", attn_dropout), ("drop_path", drop_path)):
+        if not 0 <= p < 1:
+            raise ValueError(f"{name}: must be in [0, 1), got {p}")
+    for name, depth in depths.items():
+        if depth < 0:
+            raise ValueError(f"{name}: must not be negative, got {depth}")
 
 
 def drop_path_rates(drop_path: float, depth: int) -> list[float]:
@@ -89,24 +95,50 @@ class TransformerBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class CausalTemporalBlocks(nn.Module):
+class BlockStack(nn.Module):
+    """Transformer blocks over the tokens of one axis of ``(B, D, T, H, W)`` features -> same shape.
+
+    Subclasses say which tokens form a sequence and what position code they get (``sequences``)
+    and how the sequences go back to features (``features``); the blocks are the same.
+    ``drop_path`` gives each block's stochastic depth (and so the number of blocks).
+    """
+
+    def __init__(self, dim: int, num_heads: int, head_dim: int, ff_dim: int, activation: str, dropout: float,
+                 attn_dropout: float, drop_path: list[float], causal: bool):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, num_heads, head_dim, ff_dim, activation, dropout, attn_dropout, dp, causal=causal)
+            for dp in drop_path)
+
+    def sequences(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def features(self, s: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.blocks:
+            return x
+        s = self.sequences(x)
+        for block in self.blocks:
+            s = block(s)
+        return self.features(s, x.shape)
+
+
+class CausalTemporalBlocks(BlockStack):
     """Causal self-attention over time at each spatial position, with a 1-D time code added first.
 
     ``(B, D, T, H, W)`` -> ``(B, D, T, H, W)``; step t sees steps <= t of its own position only.
     """
 
-    def __init__(self, dim: int, depth: int, num_heads: int, head_dim: int, ff_dim: int, activation: str,
-                 dropout: float, attn_dropout: float, drop_path: list[float]):
-        super().__init__()
-        self.blocks = nn.ModuleList(
-            TransformerBlock(dim, num_heads, head_dim, ff_dim, activation, dropout, attn_dropout, dp, causal=True)
-            for dp in drop_path[:depth])
+    def __init__(self, dim: int, num_heads: int, head_dim: int, ff_dim: int, activation: str, dropout: float,
+                 attn_dropout: float, drop_path: list[float]):
+        super().__init__(dim, num_heads, head_dim, ff_dim, activation, dropout, attn_dropout, drop_path, causal=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.blocks:
-            return x
-        b, d, t, h, w = x.shape
-        s = rearrange(x, "b d t h w -> (b h w) t d") + sincos(torch.arange(t, device=x.device), d).to(x.dtype)
-        for block in self.blocks:
-            s = block(s)
+    def sequences(self, x: torch.Tensor) -> torch.Tensor:
+        t, d = x.shape[2], x.shape[1]
+        return rearrange(x, "b d t h w -> (b h w) t d") + sincos(torch.arange(t, device=x.device), d).to(x.dtype)
+
+    def features(self, s: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        b, _, _, h, w = shape
         return rearrange(s, "(b h w) t d -> b d t h w", b=b, h=h, w=w)

@@ -8,19 +8,19 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from neuroenc.model.convnet.transformer import (CausalTemporalBlocks, TransformerBlock, check_block_args,
-                                                drop_path_rates, resolve_head_dim, sincos_2d)
+from neuroenc.model.convnet.transformer import (BlockStack, CausalTemporalBlocks, check_block_args, drop_path_rates,
+                                                resolve_head_dim, sincos_2d)
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.layers import FrameBatchNorm
-from neuroenc.validate import ConfigError
 
 
-def _sizes(value, key: str, minimum: int) -> tuple[int, int, int]:
+def _sizes(value, name: str, minimum: int) -> tuple[int, int, int]:
     sizes = tuple(int(v) for v in value)
     if len(sizes) != 3:
-        raise ConfigError(f"convnet.tokenizer.{key}", f"needs 3 sizes (t, h, w), got {list(value)}")
-    if any(s < minimum for s in sizes):
-        raise ConfigError(f"convnet.tokenizer.{key}", f"sizes must be >= {minimum}, got {list(sizes)}")
+        raise ValueError(f"{name}: needs 3 sizes (t, h, w), got {list(value)}")
+    for i, s in enumerate(sizes):
+        if s < minimum:
+            raise ValueError(f"{name}[{i}]: sizes must be >= {minimum}, got {list(sizes)}")
     return sizes
 
 
@@ -29,20 +29,20 @@ class TubeletTokenizer(nn.Module):
     batch norm (:class:`FrameBatchNorm`: a LayerNorm over each token's channels would remove its
     contrast).
 
-    ``(B, C, T, H, W)`` -> ``(B, D, T', H', W')``. ``kernel_size`` defaults to ``stride``
+    ``(B, C, T, H, W)`` -> ``(B, D, T', H', W')``. ``kernel_size`` None is ``stride``
     (non-overlapping tubelets). Padding in time adds past frames only (zeros before the first
     frame), so tubelet i covers frames ``[i*st - pt, i*st - pt + kt - 1]`` and none reaches past the
     window; padding in space is symmetric.
     """
 
-    def __init__(self, in_channels: int, embedding_dim: int, kernel_size=None, stride=(4, 4, 4), padding=(0, 0, 0)):
+    def __init__(self, in_channels: int, embedding_dim: int, kernel_size, stride, padding):
         super().__init__()
         self.stride = _sizes(stride, "stride", 1)
         self.kernel_size = self.stride if kernel_size is None else _sizes(kernel_size, "kernel_size", 1)
         self.padding = _sizes(padding, "padding", 0)
         if any(p >= k for p, k in zip(self.padding, self.kernel_size)):
-            raise ConfigError("convnet.tokenizer.padding", f"{list(self.padding)} must be smaller than the kernel "
-                                                           f"{list(self.kernel_size)} on every axis (t, h, w)")
+            raise ValueError(f"padding: {list(self.padding)} must be smaller than the kernel {list(self.kernel_size)} "
+                             "on every axis (t, h, w)")
         self.proj = nn.Conv3d(in_channels, embedding_dim, self.kernel_size, self.stride,
                               padding=(0, self.padding[1], self.padding[2]))
         self.norm = FrameBatchNorm(embedding_dim)
@@ -60,12 +60,12 @@ class TubeletTokenizer(nn.Module):
         return (t + pt - kt) // st + 1, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
     def check_input(self, shape: tuple[int, int, int]) -> None:
+        """Fails, naming the argument, when no tubelet fits an input of ``shape`` (T, H, W)."""
         t, h, w = shape
         if min(self.grid(t, h, w)) < 1:
-            raise ConfigError("convnet.tokenizer.kernel_size",
-                              f"tubelets of {list(self.kernel_size)} (t, h, w) with padding {list(self.padding)} "
-                              f"do not fit an input of {t}x{h}x{w} frames x pixels; make them smaller or the "
-                              "window / frames larger")
+            raise ValueError(f"kernel_size: tubelets of {list(self.kernel_size)} (t, h, w) with padding "
+                             f"{list(self.padding)} do not fit an input of {t}x{h}x{w} frames x pixels; make them "
+                             "smaller or the window / frames larger")
 
     def step_ends(self, t: int) -> torch.Tensor:
         """``(T',)`` the last frame of each token time's tubelets, for ``t`` frames."""
@@ -87,12 +87,11 @@ class TubeletTokenizer(nn.Module):
 
 class TokenDropout(nn.Module):
     """In training, each token's content is replaced by zeros with probability ``p`` (its position
-    code is added later, so the grid stays whole: the readout needs a feature everywhere)."""
+    code is added later, so the grid stays whole: the readout needs a feature everywhere); ``p`` in
+    [0, 1), checked by :class:`ViViT` as its ``patch_dropout``."""
 
-    def __init__(self, p: float = 0.0):
+    def __init__(self, p: float):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ConfigError("convnet.patch_dropout", f"must be in [0, 1), got {p}")
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,35 +102,30 @@ class TokenDropout(nn.Module):
         return x * keep.to(x.dtype)
 
 
-class SpatialBlocks(nn.Module):
+class SpatialBlocks(BlockStack):
     """Self-attention over the ``H' x W'`` tokens of each token time, with a 2-D (row, column) code.
 
-    ``(B, D, T', H', W')`` -> same. Not causal: every token of a time step sees all the others
-    (``causal=True`` masks them in raster order, only to reproduce old runs). Optional register
-    tokens join each step's sequence and are dropped after the last block.
+    ``(B, D, T', H', W')`` -> same. Not causal: every token of a time step sees all the others.
+    Optional register tokens join each step's sequence and are dropped after the last block.
     """
 
-    def __init__(self, dim: int, depth: int, num_heads: int, head_dim: int, ff_dim: int, activation: str,
-                 dropout: float, attn_dropout: float, drop_path: list[float], num_registers: int = 0,
-                 causal: bool = False):
-        super().__init__()
+    def __init__(self, dim: int, num_heads: int, head_dim: int, ff_dim: int, activation: str, dropout: float,
+                 attn_dropout: float, drop_path: list[float], num_registers: int):
+        super().__init__(dim, num_heads, head_dim, ff_dim, activation, dropout, attn_dropout, drop_path, causal=False)
         if num_registers < 0:
-            raise ConfigError("convnet.num_registers", f"must not be negative, got {num_registers}")
-        self.blocks = nn.ModuleList(
-            TransformerBlock(dim, num_heads, head_dim, ff_dim, activation, dropout, attn_dropout, dp, causal=causal)
-            for dp in drop_path[:depth])
+            raise ValueError(f"num_registers: must not be negative, got {num_registers}")
         self.registers = nn.Parameter(torch.randn(1, num_registers, dim) * 0.02) if num_registers else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.blocks:
-            return x
-        b, d, t, h, w = x.shape
+    def sequences(self, x: torch.Tensor) -> torch.Tensor:
+        d, h, w = x.shape[1], x.shape[3], x.shape[4]
         s = rearrange(x, "b d t h w -> (b t) (h w) d") + sincos_2d(h, w, d, device=x.device).to(x.dtype)
-        r = 0 if self.registers is None else self.registers.shape[1]
-        if r:
+        if self.registers is not None:
             s = torch.cat([self.registers.to(s.dtype).expand(s.shape[0], -1, -1), s], 1)
-        for block in self.blocks:
-            s = block(s)
+        return s
+
+    def features(self, s: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        b, h = shape[0], shape[3]
+        r = 0 if self.registers is None else self.registers.shape[1]
         return rearrange(s[:, r:], "(b t) (h w) d -> b d t h w", b=b, h=h)
 
 
@@ -144,25 +138,26 @@ class ViViT(nn.Module):
     frames (see :class:`neuroenc.model.encoder.Encoder`).
     """
 
-    def __init__(self, in_channels: int, tokenizer: dict, embedding_dim: int = 64, num_spatial_blocks: int = 2,
-                 num_temporal_blocks: int = 2, num_heads: int = 4, head_dim: int | None = None, ff_dim: int = 256,
-                 activation: str = "gelu", dropout: float = 0.0, attn_dropout: float = 0.0, drop_path: float = 0.0,
-                 patch_dropout: float = 0.0, num_registers: int = 0, spatial_causal: bool = False):
+    def __init__(self, in_channels: int, tokenizer: dict, embedding_dim: int, num_spatial_blocks: int,
+                 num_temporal_blocks: int, num_heads: int, head_dim: int | None, ff_dim: int, activation: str,
+                 dropout: float, attn_dropout: float, drop_path: float, patch_dropout: float, num_registers: int):
         super().__init__()
-        check_block_args(embedding_dim, ff_dim, activation, drop_path)
+        check_block_args(embedding_dim, ff_dim, activation, dropout, attn_dropout, drop_path,
+                         num_spatial_blocks=num_spatial_blocks, num_temporal_blocks=num_temporal_blocks)
         head_dim = resolve_head_dim(embedding_dim, num_heads, head_dim)
-        if num_spatial_blocks < 0 or num_temporal_blocks < 0:
-            key = "num_spatial_blocks" if num_spatial_blocks < 0 else "num_temporal_blocks"
-            raise ConfigError(f"convnet.{key}", "must not be negative")
-        self.tokenizer = TubeletTokenizer(in_channels, embedding_dim, **tokenizer)
+        try:
+            self.tokenizer = TubeletTokenizer(in_channels, embedding_dim, **tokenizer)
+        except ValueError as e:  # "stride[1]: ..." is tokenizer.stride[1] of this core
+            raise ValueError(f"tokenizer.{e}") from e
+        if not 0 <= patch_dropout < 1:
+            raise ValueError(f"patch_dropout: must be in [0, 1), got {patch_dropout}")
         self.drop_tokens = TokenDropout(patch_dropout)
         rates = drop_path_rates(drop_path, num_spatial_blocks + num_temporal_blocks)
         common = dict(num_heads=num_heads, head_dim=head_dim, ff_dim=ff_dim, activation=activation,
                       dropout=dropout, attn_dropout=attn_dropout)
-        self.spatial = SpatialBlocks(embedding_dim, num_spatial_blocks, drop_path=rates[:num_spatial_blocks],
-                                     num_registers=num_registers, causal=spatial_causal, **common)
-        self.temporal = CausalTemporalBlocks(embedding_dim, num_temporal_blocks, drop_path=rates[num_spatial_blocks:],
-                                             **common)
+        self.spatial = SpatialBlocks(embedding_dim, drop_path=rates[:num_spatial_blocks], num_registers=num_registers,
+                                     **common)
+        self.temporal = CausalTemporalBlocks(embedding_dim, drop_path=rates[num_spatial_blocks:], **common)
         self.norm = FrameBatchNorm(embedding_dim)  # keeps contrast, unlike a LayerNorm per token
         self.out_channels = embedding_dim
         self.temporal_stride = self.tokenizer.stride[0]
@@ -171,7 +166,10 @@ class ViViT(nn.Module):
         return self.tokenizer.feature_grid(frame_shape)
 
     def check_input(self, shape: tuple[int, int, int]) -> None:
-        self.tokenizer.check_input(shape)
+        try:
+            self.tokenizer.check_input(shape)
+        except ValueError as e:
+            raise ValueError(f"tokenizer.{e}") from e
 
     def step_ends(self, t: int) -> torch.Tensor:
         return self.tokenizer.step_ends(t)
