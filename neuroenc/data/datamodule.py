@@ -50,9 +50,18 @@ class SessionDataModule(L.LightningDataModule):
     """Windows of ``window`` frames (``burn_in`` of them unscored) from every session under ``root``;
     ``frame_rate`` (Hz), when given, must be the sessions' (the config's temporal sizes assume it)."""
 
-    def __init__(self, root: str, window: int = 128, burn_in: int = 24, batch_size: int = 4,
-                 num_workers: int = 0, seed: int = 0, frame_rate: float | None = None):
+    def __init__(self, root: str, window: int, burn_in: int, batch_size: int, num_workers: int, seed: int,
+                 frame_rate: float | None = None):
         super().__init__()
+        for name, v in (("window", window), ("batch_size", batch_size)):
+            if v <= 0:
+                raise ValueError(f"{name}: must be positive, got {v}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers: must not be negative, got {num_workers}")
+        if not 0 <= burn_in < window:
+            raise ValueError(f"burn_in: {burn_in} leaves no scored frame in a window of window={window}")
+        if frame_rate is not None and frame_rate <= 0:
+            raise ValueError(f"frame_rate: must be positive, got {frame_rate}")
         self.root = root
         self.frame_rate = frame_rate
         self.window = window
@@ -179,12 +188,18 @@ class SessionDataModule(L.LightningDataModule):
 class SyntheticDataModule(SessionDataModule):
     """The built-in simulated V1, generated under ``cache_dir`` on first use and reused after."""
 
-    def __init__(self, cache_dir: str, simulation: dict, window: int = 128, burn_in: int = 24,
-                 batch_size: int = 4, num_workers: int = 0, seed: int = 0):
+    def __init__(self, cache_dir: str, simulation: dict, window: int, burn_in: int, batch_size: int,
+                 num_workers: int, seed: int):
         super().__init__(root="", window=window, burn_in=burn_in, batch_size=batch_size,
                          num_workers=num_workers, seed=seed)
         self.cache_dir = cache_dir
-        self.params = SimulationParams(**simulation)
+        try:
+            self.params = simulation if isinstance(simulation, SimulationParams) else SimulationParams(**simulation)
+        except ValueError as e:  # "kernel_ms: ..." is simulation.kernel_ms here
+            raise ValueError(f"simulation.{e}") from e
+        if self.params.trial_frames < window:
+            raise ValueError(f"window: {window} is longer than a simulated trial "
+                             f"(simulation.trial_frames={self.params.trial_frames})")
 
     def data_root(self) -> Path:
         return ensure_simulated(self.cache_dir, self.params)

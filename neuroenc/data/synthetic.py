@@ -40,13 +40,16 @@ PUPIL_TAU_S = 2.0
 MICROSACCADE_CORRECTION = 0.75  # each microsaccade undoes this fraction of the eye's displacement from fixation
 
 
-@dataclass(frozen=True)
+@dataclass
 class SimulationParams:
+    """The simulated V1's parameters and their defaults (mouse V1 at 30 Hz); the config's
+    ``data.simulation`` (``neuroenc.schema.SimulationConfig``) is these, seeded by the run's seed."""
+
     seed: int = 0
     num_sessions: int = 3
     neurons_min: int = 40
     neurons_max: int = 80
-    trials_train: int = 36
+    trials_train: int = 36  # 6 minutes of training per session (real recordings hold far more)
     trials_val: int = 3
     trials_test: int = 3
     trial_frames: int = 300  # frames per trial: the recording's layout, in frames like data.window
@@ -77,8 +80,13 @@ class SimulationParams:
     def __post_init__(self):
         def need(ok: bool, key: str, problem: str) -> None:
             if not ok:
-                raise ValueError(f"data.simulation.{key}: {problem}")
+                raise ValueError(f"{key}: {problem}")
 
+        for key in ("num_sessions", "neurons_min", "trials_train", "trial_frames", "height", "width"):
+            need(getattr(self, key) > 0, key, f"{getattr(self, key)}; must be positive")
+        for key in ("trials_val", "trials_test", "max_eye_shift"):
+            need(getattr(self, key) >= 0, key, f"{getattr(self, key)}; must not be negative")
+        need(self.neurons_min <= self.neurons_max, "neurons_min", f"{self.neurons_min} > neurons_max={self.neurons_max}")
         need(self.repeats >= 1, "repeats", f"{self.repeats}; a movie is shown at least once")
         need(self.frame_rate > 0, "frame_rate", f"{self.frame_rate}; must be positive")
         need(self.kernel_taps >= 2, "kernel_ms", f"{self.kernel_ms} ms is {self.kernel_taps} frame(s) at "
