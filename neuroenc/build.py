@@ -16,22 +16,34 @@ from neuroenc.module import EncoderModule
 from neuroenc.validate import ConfigError
 
 
-def build_datamodule(cfg: DictConfig) -> SessionDataModule:
-    return instantiate(cfg.data, _convert_="all")
+_ABSENT = object()
+
+
+def named(node: DictConfig, key: str, cause: Exception) -> ConfigError:
+    """``cause`` as a :class:`ConfigError` naming the config key. Constructors name their own
+    argument (``"num_heads: ..."``, ``"stages[0].stride: ..."``); the path of ``node`` in the config
+    (``key``) is ours to add. A message that names no argument of ``node`` is put on ``key``."""
+    if isinstance(cause, ConfigError):  # the part already named the full key
+        return cause
+    arg, sep, problem = str(cause).partition(": ")
+    try:
+        found = sep and OmegaConf.select(node, arg, default=_ABSENT) is not _ABSENT
+    except Exception:  # not a key at all (a message of torch's, say)
+        found = False
+    if found:
+        return ConfigError(f"{key}.{arg}", problem)
+    return ConfigError(key, f"cannot build {node.get('_target_')}: {cause}")
 
 
 def _instantiate(node: DictConfig, key: str, **kwargs):
     try:
         return instantiate(node, _convert_="all", **kwargs)
-    except Exception as e:  # hydra wraps constructor errors; name the config group they came from
-        cause = e.__cause__ or e
-        if isinstance(cause, ConfigError):  # the part already named the full key
-            raise cause from None
-        # constructors name their own argument ("nonlinearity: ..."); the config path is ours to add
-        arg, sep, problem = str(cause).partition(": ")
-        if sep and arg in node:
-            raise ConfigError(f"{key}.{arg}", problem) from cause
-        raise ConfigError(key, f"cannot build {node._target_}: {cause}") from cause
+    except Exception as e:  # hydra wraps constructor errors; name the config key they came from
+        raise named(node, key, e.__cause__ or e) from e
+
+
+def build_datamodule(cfg: DictConfig) -> SessionDataModule:
+    return _instantiate(cfg.data, "data")
 
 
 def build_shifter(cfg: DictConfig, info: DatasetInfo):
@@ -73,17 +85,20 @@ def build_encoder(cfg: DictConfig, info: DatasetInfo, rf_centers: dict | None = 
 def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
     """One forward pass on a window of zeros; shape errors come out naming the stage.
 
-    Parts may define ``check_input((T, H, W))`` that raises :class:`ConfigError` naming the key.
+    Parts may define ``check_input((T, H, W))`` that raises ``ValueError`` naming the argument.
     """
     t = int(cfg.data.window)
     h, w = info.frame_shape
     stim = torch.zeros(1, info.in_channels, t, h, w)
     beh = torch.zeros(1, t, info.behavior_dim)
-    for part in (encoder.frontend, encoder.convnet, encoder.modulator):
-        # a part that knows its own limits (a tokenizer larger than the frame, say) says so by key
+    for key, part in (("frontend", encoder.frontend), ("convnet", encoder.convnet), ("modulator", encoder.modulator)):
+        # a part that knows its own limits (a tokenizer larger than the frame, say) names the argument
         check_input = getattr(part, "check_input", None)
         if check_input is not None:
-            check_input((t, h, w))
+            try:
+                check_input((t, h, w))
+            except ValueError as e:
+                raise named(cfg[key], key, e) from e
     was_training = encoder.training
     encoder.eval()
     x = stim

@@ -21,14 +21,13 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from neuroenc.build import build_encoder
+from neuroenc.build import build_datamodule, build_encoder
 from neuroenc.data.datamodule import DatasetInfo, SyntheticDataModule
 from neuroenc.data.synthetic import BEHAVIOR_NAMES
 from neuroenc.model.convnet.transformer import TransformerBlock
@@ -54,7 +53,7 @@ def dataset_info(cfg: DictConfig, frame_shape: tuple[int, int] | None = None) ->
     (the simulator draws between ``neurons_min`` and ``neurons_max``). Sessions on disk: opened and
     read. ``frame_shape`` replaces the data's frame size. Returns the info and a note on its source.
     """
-    data = instantiate(cfg.data, _convert_="all")
+    data = build_datamodule(cfg)  # impossible data values fail naming the key
     if isinstance(data, SyntheticDataModule):
         sim = cfg.data.simulation
         ids = [f"sim{i:02d}" for i in range(sim.num_sessions)]

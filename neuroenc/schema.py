@@ -2,8 +2,13 @@
 
 Each YAML option in ``conf/<group>/`` starts from one of these schemas (``defaults: [<name>_schema]``),
 so Hydra rejects an unknown key, a value of the wrong type or a missing value at composition
-time and names the key. Fields map one to one onto constructor arguments of the ``_target_``
-classes: nothing in a config is read-but-ignored.
+time and names the key. Every default is written once, here, and the YAML options set only what
+differs: the ``_target_`` classes take these fields as arguments without defaults of their own.
+Two schemas are the parameter records of their classes (``SimulationConfig`` is the simulator's
+``SimulationParams``, ``StageConfig`` the ResNet's ``StageSpec``), whose defaults they keep. Fields
+map one to one onto constructor arguments of the ``_target_`` classes: nothing in a config is
+read-but-ignored. Constructors check their own arguments and name them; ``neuroenc.build`` adds
+the config path, and ``neuroenc.validate`` checks what spans several groups.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
+from neuroenc.data.synthetic import SimulationParams
+from neuroenc.model.convnet.resnet import StageSpec
+
 # ---------------------------------------------------------------------------------------- data
 
 
 @dataclass
-class SimulationConfig:
-    """Parameters of the simulated V1 (see ``neuroenc.data.synthetic.SimulationParams``).
+class SimulationConfig(SimulationParams):
+    """The simulated V1 (``neuroenc.data.synthetic.SimulationParams``: fields, defaults, units).
 
     Time is physical (ms, s, Hz), so ``frame_rate`` changes the sampling, not the biology; the
     trial layout is in frames, like ``data.window``. The defaults are mouse V1 at 30 Hz;
@@ -28,30 +36,6 @@ class SimulationConfig:
     """
 
     seed: int = II("seed")
-    num_sessions: int = 3
-    neurons_min: int = 40
-    neurons_max: int = 80
-    trials_train: int = 36  # 6 minutes of training per session (real recordings hold far more)
-    trials_val: int = 3
-    trials_test: int = 3
-    trial_frames: int = 300
-    height: int = 36
-    width: int = 64
-    frame_rate: float = 30.0  # Hz
-    kernel_ms: float = 400.0  # true temporal kernels' duration; their lobes scale with it
-    rf_sigma_min_px: float = 0.7  # receptive-field (Gabor envelope) std, log-uniform in [min, max]
-    rf_sigma_max_px: float = 4.0
-    min_wavelength_px: float = 4.0
-    rate_min_hz: float = 1.5  # mean firing rate per neuron, log-uniform in [min, max]
-    rate_max_hz: float = 15.0
-    max_eye_shift: int = 1  # pixels
-    eye_drift_px: float = 0.5
-    eye_tau_s: float = 1.0
-    microsaccade_rate_hz: float = 0.0
-    microsaccade_px: float = 0.0
-    complex_fraction: float = 0.4
-    invalid_fraction: float = 0.005
-    repeats: int = 1  # presentations of each val/test movie (>1: repeat metrics, trial_stimulus in meta.json)
 
 
 @dataclass
@@ -103,15 +87,8 @@ class NoFrontendConfig:
 # ------------------------------------------------------------------------------------- convnet
 
 
-@dataclass
-class StageConfig:
-    out_channels: int = MISSING
-    kernel_size: List[int] = field(default_factory=lambda: [3, 3, 3])  # (t, h, w)
-    stride: int = 1  # spatial
-    dilation: int = 1  # spatial
-    pool: str = "none"  # or "aablur": blur, then subsample by `stride`
-    dropout: float = 0.0
-    temporal_stride: int = 1  # keep every s-th frame (causal); the modulator then runs at that rate
+# one ResNet stage: out_channels, kernel_size (t, h, w), stride, dilation, pool, dropout, temporal_stride
+StageConfig = StageSpec
 
 
 @dataclass
@@ -149,7 +126,6 @@ class ViViTConfig(TemporalTransformerConfig):
     _target_: str = "neuroenc.model.convnet.vivit.ViViT"
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     num_spatial_blocks: int = 2
-    spatial_causal: bool = False  # True only to reproduce runs whose spatial blocks were causal
     patch_dropout: float = 0.0  # training: a token's content is zeroed with this probability
     num_registers: int = 0
 
@@ -219,7 +195,9 @@ class TrainerConfig:
     """Arguments of ``lightning.pytorch.Trainer`` by their Lightning names."""
 
     _target_: str = "lightning.pytorch.Trainer"
-    max_epochs: Optional[int] = 20
+    # 6 epochs (486 steps) keep `make train` under 10 minutes on 2 cores: an epoch of the default
+    # model is ~69 s there (10 epochs took 11 min 57 s)
+    max_epochs: Optional[int] = 6
     max_steps: int = -1
     max_time: Optional[str] = None
     limit_train_batches: Optional[float] = None

@@ -5,6 +5,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from conftest import ROOT, TINY_DATA, TINY_MODEL, compose_config, run_cli
+from neuroenc.build import build_datamodule, build_encoder
+from neuroenc.data.datamodule import DatasetInfo
 from neuroenc.validate import ConfigError, check
 
 
@@ -50,8 +52,15 @@ def test_wrong_type_fails_at_composition_naming_the_key(override, key):
     (["optim.lr=0"], "optim.lr"),
 ])
 def test_impossible_value_fails_the_checks_naming_the_key(overrides, key):
+    """Cross-group checks (``check``), then the constructors, whose argument the build names by key;
+    nothing is simulated or trained."""
+    info = DatasetInfo(session_ids=["s"], n_neurons={"s": 5}, mean_rate={"s": None}, behavior_dim=4, in_channels=1,
+                       frame_shape=(36, 64), has_oracle=False)
     with pytest.raises(ConfigError) as e:
-        check(compose_config(overrides))
+        cfg = compose_config(overrides)
+        check(cfg)
+        build_datamodule(cfg)
+        build_encoder(cfg, info)
     assert e.value.key == key and f"'{key}'" in str(e.value)
 
 

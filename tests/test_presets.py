@@ -6,6 +6,7 @@ import pytest
 from hydra.utils import instantiate
 
 from conftest import CONF, TINY_DATA, compose_config, run_cli
+from neuroenc.build import build_datamodule
 from neuroenc.data.sessions import SessionFormatError
 from neuroenc.data.synthetic import BEHAVIOR_NAMES, SimulationParams, simulate
 from neuroenc.train import train
@@ -73,6 +74,7 @@ def test_at_30hz_the_presets_temporal_sizes_span_the_seeds_milliseconds():
     assert list(c["vivit_p1"].convnet.tokenizer.stride) == [2, 4, 4]
     assert [list(s.kernel_size) for s in c["resnet_small_gru_aa"].convnet.stages] == [[1, 3, 3]] * 3
     check(c["vivit_p1"])
+    build_datamodule(c["vivit_p1"])
 
 
 def test_presets_on_sessions_need_the_sessions_frame_rate(tmp_path):
@@ -80,7 +82,8 @@ def test_presets_on_sessions_need_the_sessions_frame_rate(tmp_path):
         check(compose_config(["experiment=vivit_p1", "data=sessions", f"data.root={tmp_path}"]))
     assert "frontend.kernel_size" in str(e.value)  # and the key that asked for it
     with pytest.raises(ConfigError) as e:
-        check(compose_config(["experiment=vivit_p1", "data=sessions", f"data.root={tmp_path}", "data.frame_rate=0"]))
+        build_datamodule(compose_config(["experiment=vivit_p1", "data=sessions", f"data.root={tmp_path}",
+                                         "data.frame_rate=0"]))
     assert e.value.key == "data.frame_rate"
 
 
@@ -100,6 +103,7 @@ def test_presets_compose_with_any_data_config(data, tmp_path):
     for p in PRESETS:
         cfg = compose_config([f"experiment={p}", *data, "data.window=300"])
         check(cfg)
+        build_datamodule(cfg)  # the data's own arguments are checked as it is made
         assert cfg.data.window == 300
 
 
@@ -126,6 +130,7 @@ def test_scale_shrinks_every_presets_widths_and_keeps_their_ratios():
     for p in PRESETS:
         full, small = compose_config([f"experiment={p}"]), compose_config([f"experiment={p}", "scale=0.125"])
         check(small)
+        build_datamodule(small)
         assert small.modulator.hidden_dim * 8 == full.modulator.hidden_dim
         if "stages" in full.convnet:
             assert [s.out_channels * 8 for s in small.convnet.stages] == [s.out_channels for s in full.convnet.stages]

@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import compose_config
+from neuroenc.build import build_datamodule
 from neuroenc.data.sessions import open_sessions
 from neuroenc.data.synthetic import SimulationParams, biphasic_kernel, ensure_simulated, pink_noise_movie, simulate_session
 from neuroenc.validate import check
@@ -174,3 +175,4 @@ def test_the_primate_preset_is_the_seeds_input_at_120hz():
     # every frame after a trial's burn-in is scored exactly once, by two windows per trial
     assert (cfg.data.simulation.trial_frames - cfg.data.burn_in) % (cfg.data.window - cfg.data.burn_in) == 0
     check(cfg)
+    build_datamodule(cfg)  # the data's own arguments are checked as it is made
