@@ -51,7 +51,7 @@ class SessionDataModule(L.LightningDataModule):
     ``frame_rate`` (Hz), when given, must be the sessions' (the config's temporal sizes assume it)."""
 
     def __init__(self, root: str, window: int, burn_in: int, batch_size: int, num_workers: int, seed: int,
-                 frame_rate: float | None = None):
+                 frame_rate: float | None):
         super().__init__()
         for name, v in (("window", window), ("batch_size", batch_size)):
             if v <= 0:
@@ -191,7 +191,7 @@ class SyntheticDataModule(SessionDataModule):
     def __init__(self, cache_dir: str, simulation: dict, window: int, burn_in: int, batch_size: int,
                  num_workers: int, seed: int):
         super().__init__(root="", window=window, burn_in=burn_in, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed)
+                         num_workers=num_workers, seed=seed, frame_rate=None)  # the simulation has its own
         self.cache_dir = cache_dir
         try:
             self.params = simulation if isinstance(simulation, SimulationParams) else SimulationParams(**simulation)

@@ -100,6 +100,8 @@ class StageSpec:
             raise ValueError(f"kernel_size: sizes must be positive, got {list(self.kernel_size)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
+        if self.pool not in ("none", "aablur"):
+            raise ValueError(f"pool: must be 'none' or 'aablur', got {self.pool!r}")
 
 
 class ResNet(nn.Module):
