@@ -1,7 +1,7 @@
 """Structured-config schemas, registered in Hydra's ConfigStore.
 
-Each YAML option in ``conf/<group>/`` starts from one of these schemas (``defaults: [<name>_schema]``),
-so Hydra rejects an unknown key, a value of the wrong type or a missing value at composition
+Each YAML option in ``conf/<group>/`` starts from one of these schemas
+(``defaults: [/schema/<group>/<name>@_here_]``), so Hydra rejects an unknown key, a value of the wrong type or a missing value at composition
 time and names the key. Fields map one to one onto constructor arguments of the ``_target_``
 classes: nothing in a config is read-but-ignored.
 """
@@ -382,8 +382,12 @@ def frames_ms(ms: float, _root_) -> int:
 
 
 def register() -> None:
-    """Register every schema as ``<group>/<option>_schema`` and the root as ``config_schema``,
-    and the ``scaled`` and ``frames_ms`` resolvers."""
+    """Register every schema as ``schema/<group>/<option>`` and the roots as ``config_schema``,
+    ``evaluate_schema`` and ``predict_schema``, and the ``scaled`` and ``frames_ms`` resolvers.
+
+    The schemas get a group of their own, which the YAML options extend: under ``<group>`` itself
+    Hydra would offer them as options (``convnet=resnet_schema``) in ``--help`` and in its errors.
+    """
     if not OmegaConf.has_resolver("scaled"):
         OmegaConf.register_new_resolver("scaled", scaled)
     if not OmegaConf.has_resolver("frames_ms"):
@@ -394,4 +398,4 @@ def register() -> None:
     cs.store(name="predict_schema", node=PredictConfig)
     for group, options in SCHEMAS.items():
         for name, node in options.items():
-            cs.store(group=group, name=f"{name}_schema", node=node)
+            cs.store(group=f"schema/{group}", name=name, node=node)
