@@ -31,20 +31,15 @@ from omegaconf.errors import OmegaConfBaseException
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from neuroenc.build import apply_speed_options
-from neuroenc.inspect import _shape, build, compose_config
+from neuroenc.build import apply_speed_options, build_encoder_without_data, parse_input_shape
+from neuroenc.compose import compose_config, presets
 from neuroenc.module import poisson_loss
 from neuroenc.validate import ConfigError
 
-PRESETS = Path(__file__).resolve().parents[2] / "conf" / "experiment"
 # dense bf16 tensor-core peaks (no sparsity), TFLOP/s, by a substring of torch.cuda.get_device_name()
 GPU_PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0, "L4": 121.0,
                         "RTX 4090": 165.0, "V100": 125.0}
 PRECISIONS = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16}
-
-
-def presets() -> list[str]:
-    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
 
 
 def _sync(device: torch.device) -> None:
@@ -81,7 +76,7 @@ def measure(overrides: list[str], input_shape: tuple[int, int, int] | None, batc
     precision = str(cfg.trainer.precision)
     if precision not in PRECISIONS:
         raise ConfigError("trainer.precision", f"the benchmark runs {sorted(PRECISIONS)}, not {precision!r}")
-    encoder, info, t, _ = build(cfg, input_shape)
+    encoder, info, t, _ = build_encoder_without_data(cfg, input_shape)
     burn_in = int(cfg.data.burn_in)
     if burn_in >= t:
         raise ConfigError("data.burn_in", f"{burn_in} leaves no scored frame in a window of {t} frames")
@@ -211,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neuroenc.bench model", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="the same overrides as python -m neuroenc")
-    parser.add_argument("--input", type=_shape, metavar="T,H,W",
+    parser.add_argument("--input", type=parse_input_shape, metavar="T,H,W",
                         help="window frames and frame size (default: data.window and the data's frame size)")
     parser.add_argument("--batch", type=int, default=2, help="windows per step (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps; the median is reported (default 3)")
