@@ -134,6 +134,7 @@ def count_flops(encoder: Encoder, info: DatasetInfo, t: int) -> dict[str, int]:
     Attention runs through SDPA's math kernel here so that its matrix products are counted
     (torch's counter has no formula for the fused CPU kernel); element-wise work is not counted.
     """
+    # FlopCounterMode itself, not Lightning's measure_flops: that gives the total only, not per module
     h, w = info.frame_shape
     stim, beh = torch.zeros(1, info.in_channels, t, h, w), torch.zeros(1, t, info.behavior_dim)
     with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as counter:
