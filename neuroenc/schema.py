@@ -1,7 +1,7 @@
 """Structured-config schemas, registered in Hydra's ConfigStore.
 
-Each YAML option in ``conf/<group>/`` starts from one of these schemas
-(``defaults: [/schema/<group>/<name>@_here_]``), so Hydra rejects an unknown key, a value of the wrong type or a missing value at composition
+Each YAML option in ``conf/<group>/`` extends one of these schemas (``/schema/<group>/<name>@_here_``
+in its defaults), so Hydra rejects an unknown key, a value of the wrong type or a missing value at composition
 time and names the key. Fields map one to one onto constructor arguments of the ``_target_``
 classes: nothing in a config is read-but-ignored.
 """
