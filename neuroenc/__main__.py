@@ -6,14 +6,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from neuroenc.job_names import register_resolver
-from neuroenc.schema import register
+from neuroenc.compose import CONF_DIR, register
 
 register()
-register_resolver()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     from neuroenc.resume import requested, run_of_this_job
     from neuroenc.ddp import job_process_group

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import shutil
@@ -10,10 +11,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from neuroenc.data.datamodule import DatasetInfo, SessionDataModule
+from neuroenc.data.datamodule import DatasetInfo, SessionDataModule, SyntheticDataModule
+from neuroenc.data.synthetic import BEHAVIOR_NAMES
 from neuroenc.model.encoder import Encoder
 from neuroenc.module import EncoderModule
-from neuroenc.validate import ConfigError
+from neuroenc.validate import ConfigError, check
 
 
 _ABSENT = object()
@@ -140,3 +142,51 @@ def build_module(cfg: DictConfig, info: DatasetInfo, rf_centers: dict | None = N
     return EncoderModule(encoder, info.n_neurons, OmegaConf.to_container(cfg.optim, resolve=True),
                          has_oracle=info.has_oracle, config=OmegaConf.to_container(cfg, resolve=True),
                          data_info=dataclasses.asdict(info), seed=cfg.seed)
+
+
+def planned_info(cfg: DictConfig, frame_shape: tuple[int, int] | None = None) -> tuple[DatasetInfo, str]:
+    """The :class:`DatasetInfo` a run would build the model with, without generating data.
+
+    Simulated data: frame size and behaviour from the config, ``neurons_max`` neurons per session
+    (the simulator draws between ``neurons_min`` and ``neurons_max``). Sessions on disk: opened and
+    read. ``frame_shape`` replaces the data's frame size. Returns the info and a note on its source.
+    """
+    data = build_datamodule(cfg)
+    if isinstance(data, SyntheticDataModule):
+        sim = cfg.data.simulation
+        ids = [f"sim{i:02d}" for i in range(sim.num_sessions)]
+        info = DatasetInfo(session_ids=ids, n_neurons={s: sim.neurons_max for s in ids},
+                           mean_rate={s: None for s in ids}, behavior_dim=len(BEHAVIOR_NAMES), in_channels=1,
+                           frame_shape=(sim.height, sim.width), has_oracle=True,
+                           behavior_names=list(BEHAVIOR_NAMES))  # the shifter finds its eye columns
+        note = f"simulated V1, {sim.num_sessions} sessions of up to {sim.neurons_max} neurons"
+    else:
+        info = data.info
+        note = f"{len(info.session_ids)} sessions under {cfg.data.root}"
+    if frame_shape is not None:
+        info.frame_shape = tuple(frame_shape)
+    return info, note
+
+
+def build_encoder_without_data(cfg: DictConfig, input_shape: tuple[int, int, int] | None = None
+                               ) -> tuple[Encoder, DatasetInfo, int, str]:
+    """Check ``cfg`` and build its encoder (dry run included) as a run would, from :func:`planned_info`
+    instead of the data, for windows of ``input_shape`` = T, H, W or, without it, the data's
+    (``cfg.data.window`` is set to T). Returns the encoder (eval mode), the info, T and the data note."""
+    check(cfg)
+    info, source = planned_info(cfg, input_shape[1:] if input_shape else None)
+    if input_shape:
+        cfg.data.window = input_shape[0]
+    torch.manual_seed(cfg.seed)
+    return build_encoder(cfg, info).eval(), info, int(cfg.data.window), source
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    """``"T,H,W"`` -> ``(T, H, W)``: the ``--input`` argument of the tools that build without data."""
+    try:
+        t, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--input wants T,H,W (three integers), got {text!r}") from None
+    if min(t, h, w) < 1:
+        raise argparse.ArgumentTypeError(f"--input sizes must be positive, got {text!r}")
+    return t, h, w

@@ -39,8 +39,10 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from neuroenc import atomic
 from neuroenc import evaluation_plots as plots
 from neuroenc.build import build_datamodule
+from neuroenc.compose import CONF_DIR
 from neuroenc.health import readout_centers_px
 from neuroenc.loading import load
 from neuroenc.metrics import REPEAT_SCORES, Correlation
@@ -208,11 +210,11 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     columns.update(rf_columns)
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "neurons.csv", "w", newline="") as f:
+    with atomic.open_for_write(out / "neurons.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(list(columns))
         writer.writerows(zip(*columns.values()))
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic.write_text(out / "summary.json", json.dumps(summary, indent=1))
     plots.bps_histogram(columns, splits, out / "bps_histogram.png")
     if "rf_x_px" in columns:
         plots.rf_positions(columns, info.session_ids, [example_frame(s) for s in dm.sessions],
@@ -255,7 +257,7 @@ def report(summary: dict) -> None:
     console.print(f"written to {summary['out_dir']}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg.checkpoint, cfg.out_dir, list(cfg.splits), cfg.accelerator, cfg.data_root)
 

@@ -15,59 +15,22 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from neuroenc.build import build_datamodule, build_encoder
-from neuroenc.data.datamodule import DatasetInfo, SyntheticDataModule
-from neuroenc.data.synthetic import BEHAVIOR_NAMES
+from neuroenc.build import build_encoder_without_data, parse_input_shape
+from neuroenc.compose import compose_config
+from neuroenc.data.datamodule import DatasetInfo
 from neuroenc.model.convnet.transformer import TransformerBlock
 from neuroenc.model.convnet.vivit import TubeletTokenizer
 from neuroenc.model.encoder import Encoder
-from neuroenc.schema import register
-from neuroenc.validate import ConfigError, check
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    """``conf/config.yaml`` with ``overrides``, composed as ``python -m neuroenc`` composes it."""
-    register()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
-def dataset_info(cfg: DictConfig, frame_shape: tuple[int, int] | None = None) -> tuple[DatasetInfo, str]:
-    """The :class:`DatasetInfo` a run would build the model with, without generating data.
-
-    Simulated data: frame size and behaviour from the config, ``neurons_max`` neurons per session
-    (the simulator draws between ``neurons_min`` and ``neurons_max``). Sessions on disk: opened and
-    read. ``frame_shape`` replaces the data's frame size. Returns the info and a note on its source.
-    """
-    data = build_datamodule(cfg)  # impossible data values fail naming the key
-    if isinstance(data, SyntheticDataModule):
-        sim = cfg.data.simulation
-        ids = [f"sim{i:02d}" for i in range(sim.num_sessions)]
-        info = DatasetInfo(session_ids=ids, n_neurons={s: sim.neurons_max for s in ids},
-                           mean_rate={s: None for s in ids}, behavior_dim=len(BEHAVIOR_NAMES), in_channels=1,
-                           frame_shape=(sim.height, sim.width), has_oracle=True,
-                           behavior_names=list(BEHAVIOR_NAMES))  # the shifter finds its eye columns
-        note = f"simulated V1, {sim.num_sessions} sessions of up to {sim.neurons_max} neurons"
-    else:
-        info = data.info
-        note = f"{len(info.session_ids)} sessions under {cfg.data.root}"
-    if frame_shape is not None:
-        info.frame_shape = tuple(frame_shape)
-    return info, note
+from neuroenc.validate import ConfigError
 
 
 def named_stages(encoder: Encoder) -> list[tuple[str, str, nn.Module]]:
@@ -171,6 +134,7 @@ def count_flops(encoder: Encoder, info: DatasetInfo, t: int) -> dict[str, int]:
     Attention runs through SDPA's math kernel here so that its matrix products are counted
     (torch's counter has no formula for the fused CPU kernel); element-wise work is not counted.
     """
+    # FlopCounterMode itself, not Lightning's measure_flops: that gives the total only, not per module
     h, w = info.frame_shape
     stim, beh = torch.zeros(1, info.in_channels, t, h, w), torch.zeros(1, t, info.behavior_dim)
     with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as counter:
@@ -200,17 +164,6 @@ def time_steps(encoder: Encoder, info: DatasetInfo, t: int, batch: int, n: int) 
     encoder.eval()
     return {"batch": batch, "repeats": n, "threads": torch.get_num_threads(),
             "median_s": statistics.median(times), "times_s": times}
-
-
-def build(cfg: DictConfig, input_shape: tuple[int, int, int] | None = None) -> tuple[Encoder, DatasetInfo, int, str]:
-    """Check ``cfg`` and build its encoder (dry run included) for windows of ``input_shape`` = T, H, W
-    or, without it, the data's. Returns the encoder (eval mode), the info, T and the data note."""
-    check(cfg)
-    info, source = dataset_info(cfg, input_shape[1:] if input_shape else None)
-    if input_shape:
-        cfg.data.window = input_shape[0]
-    torch.manual_seed(cfg.seed)
-    return build_encoder(cfg, info).eval(), info, int(cfg.data.window), source
 
 
 def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
@@ -310,20 +263,10 @@ def print_report(report: dict, title: str, console=None) -> None:
                       f"{tm['median_s']:.3f} s of {tm['repeats']} ({', '.join(f'{s:.3f}' for s in tm['times_s'])})")
 
 
-def _shape(text: str) -> tuple[int, int, int]:
-    try:
-        t, h, w = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--input wants T,H,W (three integers), got {text!r}") from None
-    if min(t, h, w) < 1:
-        raise argparse.ArgumentTypeError(f"--input sizes must be positive, got {text!r}")
-    return t, h, w
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neuroenc.inspect", description=__doc__.split("\n\n")[1])
     parser.add_argument("overrides", nargs="*", help="the same overrides as python -m neuroenc")
-    parser.add_argument("--input", type=_shape, metavar="T,H,W", help="window frames and frame size "
+    parser.add_argument("--input", type=parse_input_shape, metavar="T,H,W", help="window frames and frame size "
                         "(default: data.window and the data's frame size)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--time", type=int, default=0, metavar="N", help="also time N forward+backward passes")
@@ -332,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.time < 0 or args.batch < 1:
         parser.error("--time must be >= 0 and --batch >= 1")
     try:
-        encoder, info, t, source = build(compose_config(args.overrides), args.input)
+        encoder, info, t, source = build_encoder_without_data(compose_config(args.overrides), args.input)
     except (ConfigError, ConfigCompositionException, OmegaConfBaseException) as e:
         cause = e.__cause__ if isinstance(e, ConfigCompositionException) and e.__cause__ else e
         print(f"error: {e}" + (f"\n{cause}" if cause is not e else ""), file=sys.stderr)

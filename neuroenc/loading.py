@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from neuroenc.build import build_datamodule, build_encoder
+from neuroenc.build import build_encoder
 from neuroenc.data.datamodule import DatasetInfo
 from neuroenc.model.encoder import Encoder
 from neuroenc.predict import attach as attach_predict
@@ -122,14 +122,14 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     return ckpt
 
 
-def data_info(ckpt: dict, config: DictConfig) -> DatasetInfo:
-    """The data shapes the model was built for; from the data itself for checkpoints without them."""
+def data_info(ckpt: dict, path) -> DatasetInfo:
+    """The data shapes the model was built for (``checkpoint["neuroenc"]["data_info"]``)."""
     stored = ckpt["neuroenc"].get("data_info")
-    if stored is not None:
-        return DatasetInfo(**{**stored, "frame_shape": tuple(stored["frame_shape"])})
-    dm = build_datamodule(config)  # a checkpoint from before data_info was stored: open the data
-    dm.prepare_data()
-    return dm.info
+    if stored is None:
+        raise ValueError(f"checkpoint {str(path)!r} has no 'data_info' (session ids, neurons per session, frame "
+                         "shape, behaviour columns) under 'neuroenc', which the model is rebuilt from: it was written "
+                         "before checkpoints stored them; train it again")
+    return DatasetInfo(**{**stored, "frame_shape": tuple(stored["frame_shape"])})
 
 
 def load(path, config=None, map_location="cpu") -> Encoder:
@@ -150,7 +150,7 @@ def load(path, config=None, map_location="cpu") -> Encoder:
         diffs = config_differences(stored, config, only=MODEL_KEYS)
         if diffs:
             raise ConfigMismatchError(f"checkpoint {str(path)!r}", diffs)
-    info = data_info(ckpt, stored)
+    info = data_info(ckpt, path)
     model = build_encoder(stored, info)
     weights = {k.removeprefix("encoder."): v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
     try:

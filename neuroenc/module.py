@@ -145,6 +145,8 @@ class EncoderModule(L.LightningModule):
             progress = min((step - warmup) / max(total - warmup, 1), 1.0)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
+        # not SequentialLR(LinearLR, CosineAnnealingLR): its one eta_min cannot floor each group at its own
+        # lr * min_lr_ratio, and its recursive updates round differently from this closed form
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -34,6 +34,7 @@ import torch
 from omegaconf import DictConfig
 
 from neuroenc import atomic
+from neuroenc.compose import CONF_DIR
 from neuroenc.data.windows import tile_segment
 from neuroenc.schema import register
 
@@ -212,7 +213,7 @@ def predict_split(checkpoint, split: str = "test", data_root: str | None = None,
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
     summary = predict_split(cfg.checkpoint, cfg.split, cfg.data.root, cfg.out_dir, cfg.batch_size, cfg.device,
                             cfg.csv)

@@ -50,6 +50,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
+from neuroenc import atomic  # noqa: E402
 from neuroenc.health import USES_STIMULUS_RATIO, stimulus_warning  # noqa: E402
 from neuroenc.intervals import (  # noqa: E402
     BOOTSTRAP_RESAMPLES,
@@ -314,7 +315,7 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], r
         lines += ["", "![per-neuron comparisons](compare.png)"]
     if rf:
         lines += ["", "![bps by rf size](bps_by_rf_size.png)"]
-    path.write_text("\n".join(lines) + "\n")
+    atomic.write_text(path, "\n".join(lines) + "\n")
 
 
 def stimulus_warnings(rows: list[ConfigRow]) -> list[str]:
@@ -502,14 +503,14 @@ def write_report(sweep: Path, out: Path | None = None,
     table = table_rows(rows)
     rf = rf_breakdown(rows)
     columns = list(dict.fromkeys(k for row in table for k in row))
-    with open(out / "report.csv", "w", newline="") as f:
+    with atomic.open_for_write(out / "report.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows(table)
     pairs = [compared_rows(rows, a, b) for a, b in compare or []]
     comparisons = [c for a, b in pairs for c in compare_configs(a, b)]
     if comparisons:
-        with open(out / "compare.csv", "w", newline="") as f:
+        with atomic.open_for_write(out / "compare.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(comparisons[0]))
             w.writeheader()
             w.writerows(comparisons)

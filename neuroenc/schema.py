@@ -1,14 +1,15 @@
 """Structured-config schemas, registered in Hydra's ConfigStore.
 
-Each YAML option in ``conf/<group>/`` starts from one of these schemas (``defaults: [<name>_schema]``),
-so Hydra rejects an unknown key, a value of the wrong type or a missing value at composition
-time and names the key. Every default is written once, here, and the YAML options set only what
-differs: the ``_target_`` classes take these fields as arguments without defaults of their own.
-Two schemas are the parameter records of their classes (``SimulationConfig`` is the simulator's
-``SimulationParams``, ``StageConfig`` the ResNet's ``StageSpec``), whose defaults they keep. Fields
-map one to one onto constructor arguments of the ``_target_`` classes: nothing in a config is
-read-but-ignored. Constructors check their own arguments and name them; ``neuroenc.build`` adds
-the config path, and ``neuroenc.validate`` checks what spans several groups.
+Each YAML option in ``conf/<group>/`` extends one of these schemas (``/schema/<group>/<name>@_here_``
+in its defaults; the ``schema`` group is not one users choose from), so Hydra rejects an unknown
+key, a value of the wrong type or a missing value at composition time and names the key. Every
+default is written once, here, and the YAML options set only what differs: the ``_target_``
+classes take these fields as arguments without defaults of their own. Two schemas are the
+parameter records of their classes (``SimulationConfig`` is the simulator's ``SimulationParams``,
+``StageConfig`` the ResNet's ``StageSpec``), whose defaults they keep. Fields map one to one onto
+constructor arguments of the ``_target_`` classes: nothing in a config is read-but-ignored.
+Constructors check their own arguments and name them; ``neuroenc.build`` adds the config path,
+and ``neuroenc.validate`` checks what spans several groups.
 """
 
 from __future__ import annotations
@@ -360,8 +361,12 @@ def frames_ms(ms: float, _root_) -> int:
 
 
 def register() -> None:
-    """Register every schema as ``<group>/<option>_schema`` and the root as ``config_schema``,
-    and the ``scaled`` and ``frames_ms`` resolvers."""
+    """Register every schema as ``schema/<group>/<option>`` and the roots as ``config_schema``,
+    ``evaluate_schema`` and ``predict_schema``, and the ``scaled`` and ``frames_ms`` resolvers.
+
+    The schemas get a group of their own, which the YAML options extend: under ``<group>`` itself
+    Hydra would offer them as options (``convnet=resnet_schema``) in ``--help`` and in its errors.
+    """
     if not OmegaConf.has_resolver("scaled"):
         OmegaConf.register_new_resolver("scaled", scaled)
     if not OmegaConf.has_resolver("frames_ms"):
@@ -372,4 +377,4 @@ def register() -> None:
     cs.store(name="predict_schema", node=PredictConfig)
     for group, options in SCHEMAS.items():
         for name, node in options.items():
-            cs.store(group=group, name=f"{name}_schema", node=node)
+            cs.store(group=f"schema/{group}", name=name, node=node)

@@ -44,6 +44,8 @@ class RunSummary(L.Callback):
             self.resumed_at.append(trainer.global_step)
 
     def _wall_time(self) -> float:
+        # not Lightning's Timer: that times the fit's training stage only (not the initial validation or the
+        # health scores counted here), and a Timer in the callbacks makes Lightning ignore trainer.max_time
         return self._before["wall_time_s"] + time.perf_counter() - self._fit_start
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):

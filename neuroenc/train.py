@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import lightning as L
@@ -13,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from neuroenc import environment, health
+from neuroenc import atomic, environment, health
 from neuroenc.build import build_datamodule, build_module
 from neuroenc.ddp import launch_ranks_per_job
 from neuroenc.loading import read_checkpoint
@@ -23,8 +22,6 @@ from neuroenc.checkpointing import AtomicCheckpointIO, checkpoint_callbacks
 from neuroenc.resume import checkpoint_to_continue
 from neuroenc.summary import RunSummary
 from neuroenc.validate import check
-
-log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
@@ -50,7 +47,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     if rank_zero_only.rank == 0:
         environment.record(run_dir, module.environment, resumed=resume_from is not None)
         if resume_from is None:  # .hydra/config.yaml keeps interpolations (${seed}, ${oc.env:...})
-            (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            atomic.write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     checkpoint, *mid_epoch = checkpoint_callbacks(cfg, run_dir / "checkpoints")
     summary = RunSummary(run_dir / "metrics.json")

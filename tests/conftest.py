@@ -8,14 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-
-from neuroenc.schema import register
+from neuroenc.compose import CONF_DIR as CONF  # noqa: F401  (re-exported for the tests)
+from neuroenc.compose import compose_config  # noqa: F401  (the CLI's composition, re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
-register()
 
 # A dataset and model small enough for a test to train in seconds.
 TINY_DATA = [
@@ -76,12 +72,6 @@ def data_cache(tmp_path_factory):
         os.environ.pop("NEUROENC_CACHE", None)
     else:
         os.environ["NEUROENC_CACHE"] = old
-
-
-def compose_config(overrides: list[str]):
-    """Compose ``conf/config.yaml`` with overrides, exactly as ``python -m neuroenc`` would."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 600, module: str = "neuroenc") -> subprocess.CompletedProcess:

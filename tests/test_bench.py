@@ -38,7 +38,8 @@ from conftest import TINY_MODEL, compose_config  # noqa: E402
 from neuroenc.bench.model import main as model_main  # noqa: E402
 from neuroenc.bench.model import measure, presets  # noqa: E402
 from neuroenc.build import apply_speed_options  # noqa: E402
-from neuroenc.inspect import build, count_flops  # noqa: E402
+from neuroenc.build import build_encoder_without_data  # noqa: E402
+from neuroenc.inspect import count_flops  # noqa: E402
 from neuroenc.validate import ConfigError  # noqa: E402
 
 BENCH_MODEL = [*TINY_MODEL, "data.burn_in=8"]
@@ -53,7 +54,7 @@ def test_model_benchmark_reports_step_time_throughput_flops_and_memory():
     # every frame after the burn-in is a target: 16 per window
     assert r["scored_frames_per_window"] == 16 and r["scored_frames_per_s"] == pytest.approx(2 * 16 / r["step_s"])
     # backward costs one (weights only, e.g. the frontend's) to two (weights and input) forwards
-    encoder, info, t, _ = build(compose_config(BENCH_MODEL), BENCH_INPUT)
+    encoder, info, t, _ = build_encoder_without_data(compose_config(BENCH_MODEL), BENCH_INPUT)
     forward = 2 * count_flops(encoder, info, t)["total"]
     assert 2 * forward < r["flops_per_step"] <= 3 * forward
     assert r["achieved_tflops"] == pytest.approx(r["flops_per_step"] / r["step_s"] / 1e12)
@@ -74,7 +75,7 @@ def test_model_benchmark_refuses_a_precision_it_does_not_run(capsys):
 
 def test_channels_last_gives_the_same_rates():
     cfg = compose_config(BENCH_MODEL)
-    encoder, info, t, _ = build(cfg, BENCH_INPUT)
+    encoder, info, t, _ = build_encoder_without_data(cfg, BENCH_INPUT)
     torch.nn.init.normal_(encoder.readout(info.session_ids[0]).features)
     stim, beh = torch.randn(2, 1, *BENCH_INPUT), torch.randn(2, 24, info.behavior_dim)
     with torch.no_grad():
@@ -88,7 +89,7 @@ def test_compile_without_a_compiler_stops_naming_the_key(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("CXX", raising=False)
     cfg = compose_config([*BENCH_MODEL, "compile=true"])
-    encoder, *_ = build(cfg, BENCH_INPUT)
+    encoder, *_ = build_encoder_without_data(cfg, BENCH_INPUT)
     with pytest.raises(ConfigError) as e:
         apply_speed_options(encoder, cfg)
     assert e.value.key == "compile" and "C++ compiler" in str(e.value)
@@ -100,7 +101,7 @@ def test_every_preset_compiles_and_gives_the_eager_rates(preset):
     overrides = [f"experiment={preset}", "data.burn_in=8"]
     cfg = compose_config([*overrides, "compile=true"])
     torch.manual_seed(0)
-    encoder, info, t, _ = build(cfg, (16, 16, 24))
+    encoder, info, t, _ = build_encoder_without_data(cfg, (16, 16, 24))
     session = info.session_ids[0]
     torch.nn.init.normal_(encoder.readout(session).features, std=0.1)
     stim, beh = torch.randn(2, 1, 16, 16, 24), torch.randn(2, 16, info.behavior_dim)

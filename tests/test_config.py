@@ -80,4 +80,42 @@ def test_cli_rejects_impossible_value_before_training(tmp_path):
 
 
 def test_conf_dir_is_the_one_the_app_uses():
-    assert (ROOT / "conf" / "config.yaml").exists()
+    from neuroenc.compose import CONF_DIR
+
+    assert CONF_DIR == ROOT / "conf" and (CONF_DIR / "config.yaml").exists()
+
+
+def test_help_introduces_neuroenc_and_lists_only_real_options(tmp_path):
+    from neuroenc.compose import groups, presets
+
+    r = run_cli(["--help"], cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "neuroenc" in text and "bits per spike" in text
+    assert "_schema" not in text and "schema/" not in text and "powered by Hydra" not in text
+    for group, options in groups().items():
+        if group != "experiment":
+            line = next(x for x in text.splitlines() if x.strip().startswith(f"{group}:"))
+            assert [o.rstrip("*") for o in line.split(":", 1)[1].strip().split(", ")] == options, line
+    assert "convnet:        hybrid, resnet*, vivit" in text  # the default's choices are marked
+    for preset in presets():
+        assert f"  {preset} " in text
+    assert text.count("python -m neuroenc ") >= 3 and "outputs/<date>/<time>/" in text and "metrics.json" in text
+    assert not list(tmp_path.rglob("*.ckpt")) and not (tmp_path / "outputs").exists()
+
+
+def test_unknown_option_lists_only_real_options(tmp_path):
+    r = run_cli(["convnet=vit"], cwd=tmp_path, timeout=120)
+    assert r.returncode != 0
+    assert "Could not find 'convnet/vit'" in r.stderr
+    listed = r.stderr.split("Available options in 'convnet':", 1)[1].split("Config search path", 1)[0].split()
+    assert listed == ["hybrid", "resnet", "vivit"]
+    assert "_schema" not in r.stderr
+
+
+def test_schemas_are_not_options():
+    from neuroenc.compose import groups
+
+    with pytest.raises(ConfigCompositionException, match="Could not find 'convnet/resnet_schema'"):
+        compose_config(["convnet=resnet_schema"])
+    assert "schema" not in groups() and not any(o.endswith("_schema") for opts in groups().values() for o in opts)

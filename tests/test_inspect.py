@@ -6,7 +6,8 @@ import json
 import pytest
 
 from conftest import compose_config, run_cli
-from neuroenc.inspect import build, inspect, main, time_steps
+from neuroenc.build import build_encoder_without_data
+from neuroenc.inspect import inspect, main, time_steps
 
 TINY_CORE = ["convnet=vivit", "convnet.embedding_dim=16", "convnet.ff_dim=32", "convnet.num_spatial_blocks=1",
              "convnet.num_temporal_blocks=1", "frontend.kernel_size=8"]
@@ -14,7 +15,7 @@ TINY_VIVIT = [*TINY_CORE, "modulator.hidden_dim=8", "modulator.beh_emb_dim=4"]
 
 
 def report(overrides, shape):
-    encoder, info, t, _ = build(compose_config(overrides), shape)
+    encoder, info, t, _ = build_encoder_without_data(compose_config(overrides), shape)
     return inspect(encoder, info, t), encoder
 
 
@@ -90,7 +91,7 @@ def test_impossible_or_unknown_key_exits_naming_it(override, key, capsys):
 
 def test_time_reports_median_of_n_forward_backward_passes():
     cfg = compose_config([*TINY_VIVIT])
-    encoder, info, t, _ = build(cfg, (16, 16, 24))
+    encoder, info, t, _ = build_encoder_without_data(cfg, (16, 16, 24))
     tm = time_steps(encoder, info, t, batch=2, n=3)
     assert tm["batch"] == 2 and len(tm["times_s"]) == 3 and tm["median_s"] == sorted(tm["times_s"])[1] > 0
 

@@ -65,3 +65,14 @@ def test_neuroenc_load_does_not_make_import_neuroenc_heavy():
                        capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"  # python -m neuroenc parses its command line before torch loads
     assert neuroenc.load is neuroenc.loading.load
+
+
+def test_a_checkpoint_without_data_info_is_refused_naming_the_file_and_the_key(micro_run, tmp_path):
+    _, metrics = micro_run
+    ckpt = torch.load(metrics["best_checkpoint"], weights_only=False)
+    del ckpt["neuroenc"]["data_info"]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    with pytest.raises(ValueError, match="data_info") as e:
+        neuroenc.load(old)
+    assert str(old) in str(e.value)

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import MICRO, run_cli
+from conftest import MICRO, compose_config, run_cli
+from neuroenc.build import build_encoder_without_data
 from neuroenc.checkpointing import AtomicCheckpointIO
 from neuroenc.data.windows import ResumableLoader, SessionBatchSampler
+from neuroenc.module import EncoderModule
 from neuroenc.resume import find_run, search_root
 from neuroenc.validate import ConfigError
 
@@ -191,3 +193,37 @@ def test_resume_true_finds_the_newest_run_with_the_same_overrides(tmp_path):
 def test_search_root_is_the_fixed_part_of_the_run_dir_pattern():
     assert search_root("outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}") == Path("outputs")
     assert search_root("runs/exp1") == Path("runs/exp1")
+
+
+def test_the_lr_schedule_is_in_checkpoints_and_a_restored_one_continues_it_exactly(micro_run):
+    _, metrics = micro_run
+    ckpt = torch.load(metrics["last_checkpoint"], weights_only=False)
+    (state,) = ckpt["lr_schedulers"]
+    assert state["last_epoch"] == ckpt["global_step"] > 0
+
+    def schedule(total: int = 40):
+        encoder, info, _, _ = build_encoder_without_data(compose_config(MICRO))
+        module = EncoderModule(encoder, info.n_neurons, {"lr": 0.01, "weight_decay": 1e-4, "warmup_steps": 5,
+                                                         "min_lr_ratio": 0.05, "position_lr_ratio": 0.1})
+        module._trainer = type("Trainer", (), {"estimated_stepping_batches": total})()
+        out = module.configure_optimizers()
+        return out["optimizer"], out["lr_scheduler"]["scheduler"]
+
+    def lrs(opt, sched, steps: int) -> list[list[float]]:
+        seen = []
+        for _ in range(steps):
+            seen.append([g["lr"] for g in opt.param_groups])
+            opt.step()
+            sched.step()
+        return seen
+
+    whole = lrs(*schedule(), 45)  # past the end: the floor holds
+    assert len({tuple(x) for x in whole[40:]}) == 1 and whole[40][0] == pytest.approx(0.01 * 0.05)
+    for stop in (3, 5, 20):  # in the warmup, at its end, mid-cosine
+        opt, sched = schedule()
+        lrs(opt, sched, stop)
+        saved = (opt.state_dict(), sched.state_dict())
+        opt, sched = schedule()
+        opt.load_state_dict(saved[0])  # as Lightning restores them
+        sched.load_state_dict(saved[1])
+        assert lrs(opt, sched, 45 - stop) == whole[stop:]  # bit for bit

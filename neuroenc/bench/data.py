@@ -26,14 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
+from neuroenc.compose import compose_config
 from neuroenc.data.sessions import SessionWriter
 from neuroenc.data.synthetic import BEHAVIOR_NAMES
-from neuroenc.schema import register
 from neuroenc.validate import check
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 MIB = 1 << 20
 
 
@@ -124,9 +122,7 @@ class PeakMemory:
 
 
 def compose_data(overrides: list[str], root: Path):
-    register()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["data=sessions", f"data.root={root}", *overrides])
+    cfg = compose_config(["data=sessions", f"data.root={root}", *overrides])
     check(cfg)  # impossible values fail here, naming the key, as they do for training
     return cfg
 

@@ -5,7 +5,7 @@ Poisson loss on the scored frames (those after ``data.burn_in``), backward and t
 update, on random windows of ``T`` frames of ``H x W`` (default: ``data.window`` and the data's
 frame size). Reports the median of ``--repeats`` steps after ``--warmup`` (forward, backward
 and optimizer apart), windows/s and scored frames/s, peak memory, FLOPs per step (counted by
-torch's ``FlopCounterMode`` on a meta-device copy, forward and backward) and achieved
+Lightning's ``measure_flops`` on a meta-device copy, forward and backward) and achieved
 FLOP/s, with MFU where the device's peak is known (``--peak-tflops``, or the table below for
 NVIDIA GPUs). The overrides set what is measured: ``trainer.precision=bf16-mixed``,
 ``compile=true``, ``channels_last=true``, ``experiment=...``. ``--all-presets`` measures every
@@ -27,24 +27,21 @@ from pathlib import Path
 
 import torch
 from hydra.errors import ConfigCompositionException
+from lightning.fabric.utilities.throughput import measure_flops
 from omegaconf.errors import OmegaConfBaseException
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
-from neuroenc.build import apply_speed_options
-from neuroenc.inspect import _shape, build, compose_config
+from neuroenc import atomic
+from neuroenc.build import apply_speed_options, build_encoder_without_data, parse_input_shape
+from neuroenc.compose import compose_config, presets
 from neuroenc.module import poisson_loss
 from neuroenc.validate import ConfigError
 
-PRESETS = Path(__file__).resolve().parents[2] / "conf" / "experiment"
-# dense bf16 tensor-core peaks (no sparsity), TFLOP/s, by a substring of torch.cuda.get_device_name()
+# dense bf16 tensor-core peaks (no sparsity), TFLOP/s, by a substring of torch.cuda.get_device_name().
+# Not Lightning's get_available_flops: it finds no GPU named plain 'NVIDIA H200', quotes sparse peaks for H200/H100 NVL
 GPU_PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0, "L4": 121.0,
                         "RTX 4090": 165.0, "V100": 125.0}
 PRECISIONS = {"32": None, "32-true": None, "bf16-mixed": torch.bfloat16}
-
-
-def presets() -> list[str]:
-    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
 
 
 def _sync(device: torch.device) -> None:
@@ -61,17 +58,19 @@ def _peak_memory_mib(device: torch.device) -> tuple[float, str]:
 
 def count_step_flops(encoder: torch.nn.Module, stim, beh, counts, mask, session: str, device: torch.device,
                      dtype) -> int:
-    """FLOPs of one forward + loss + backward, counted by ``FlopCounterMode`` on a copy of the eager
-    encoder on the meta device (shapes only: no time, no memory). Attention runs through the math
-    kernel there so that its matrix products are counted."""
+    """FLOPs of one forward + loss + backward, counted by Lightning's ``measure_flops`` (torch's
+    ``FlopCounterMode``) on a copy of the eager encoder on the meta device (shapes only: no time,
+    no memory). Attention runs through the math kernel there so that its matrix products are counted."""
     meta = copy.deepcopy(encoder).to("meta")
-    to_meta = [x.to("meta") for x in (stim, beh, counts, mask)]
+    stim, beh, counts, mask = (x.to("meta") for x in (stim, beh, counts, mask))
     autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-    with sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as counter:
+
+    def forward() -> torch.Tensor:
         with autocast:
-            rates = meta(to_meta[0], to_meta[1], session).float()
-        poisson_loss(rates, to_meta[2], to_meta[3].expand_as(to_meta[2])).backward()
-    return counter.get_total_flops()
+            return meta(stim, beh, session).float()
+
+    with sdpa_kernel([SDPBackend.MATH]):
+        return measure_flops(meta, forward, lambda rates: poisson_loss(rates, counts, mask.expand_as(counts)))
 
 
 def measure(overrides: list[str], input_shape: tuple[int, int, int] | None, batch: int, repeats: int,
@@ -81,7 +80,7 @@ def measure(overrides: list[str], input_shape: tuple[int, int, int] | None, batc
     precision = str(cfg.trainer.precision)
     if precision not in PRECISIONS:
         raise ConfigError("trainer.precision", f"the benchmark runs {sorted(PRECISIONS)}, not {precision!r}")
-    encoder, info, t, _ = build(cfg, input_shape)
+    encoder, info, t, _ = build_encoder_without_data(cfg, input_shape)
     burn_in = int(cfg.data.burn_in)
     if burn_in >= t:
         raise ConfigError("data.burn_in", f"{burn_in} leaves no scored frame in a window of {t} frames")
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neuroenc.bench model", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="the same overrides as python -m neuroenc")
-    parser.add_argument("--input", type=_shape, metavar="T,H,W",
+    parser.add_argument("--input", type=parse_input_shape, metavar="T,H,W",
                         help="window frames and frame size (default: data.window and the data's frame size)")
     parser.add_argument("--batch", type=int, default=2, help="windows per step (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps; the median is reported (default 3)")
@@ -239,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     result = json.dumps(rows if args.all_presets else rows[0], indent=1)
     if args.save:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(result + "\n")
+        atomic.write_text(args.save, result + "\n")
     if args.json:
         print(result)
     else:
