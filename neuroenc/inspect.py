@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
@@ -31,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from neuroenc.build import build_encoder
 from neuroenc.data.datamodule import DatasetInfo, SyntheticDataModule
 from neuroenc.data.synthetic import BEHAVIOR_NAMES
+from neuroenc.metrics import poisson_loss
 from neuroenc.model.convnet.transformer import TransformerBlock
 from neuroenc.model.convnet.vivit import TubeletTokenizer
 from neuroenc.model.encoder import Encoder
@@ -194,7 +194,7 @@ def time_steps(encoder: Encoder, info: DatasetInfo, t: int, batch: int, n: int) 
     for i in range(n + 1):
         encoder.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
-        loss = F.poisson_nll_loss(encoder(stim, beh, session), target, log_input=False)
+        loss = poisson_loss(encoder(stim, beh, session), target, torch.ones_like(target, dtype=torch.bool))
         loss.backward()
         if i:  # the first pass warms up allocators and kernels
             times.append(time.perf_counter() - t0)
