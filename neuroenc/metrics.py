@@ -35,9 +35,9 @@ import torch
 from torchmetrics import Metric
 
 LN2 = math.log(2.0)
-# Floors of the rate inside log r. Training's is the reference (its loss has always used 1e-8);
-# bits per spike has always used 1e-12, and a bin with a spike at a rate between the two would
-# score differently under the other, so each keeps its own until scores may change.
+# Floors of r inside log r: the loss's 1e-8 is training's reference, bits per spike has always
+# used 1e-12. They disagree only on a valid bin with a spike predicted below 1e-8, but there one
+# floor for both would move a reported score, so they stay apart.
 LOSS_EPS = 1e-8
 METRIC_EPS = 1e-12
 
