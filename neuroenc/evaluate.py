@@ -45,7 +45,7 @@ from neuroenc.build import build_datamodule
 from neuroenc.compose import CONF_DIR
 from neuroenc.health import readout_centers_px
 from neuroenc.loading import load
-from neuroenc.metrics import REPEAT_SCORES, Correlation
+from neuroenc.metrics import REPEAT_SCORES, Correlation, end_to_end
 from neuroenc.module import EncoderModule
 from neuroenc.repeats import session_repeat_scores
 from neuroenc.schema import register
@@ -89,7 +89,7 @@ class CorrelationScores(L.Callback):
         self.metric.reset()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        self.metric.update(pl_module._session(batch), outputs, batch["robs"], batch["mask"])
+        self.metric.update(pl_module.session_of(batch), outputs, batch["robs"], batch["mask"])
 
 
 def neuron_columns(sessions) -> dict[str, list]:
@@ -106,18 +106,18 @@ def score_split(trainer: L.Trainer, module: EncoderModule, correlation: Correlat
                 split: str) -> tuple[dict[str, list], dict]:
     """Per-neuron columns and pooled scores of one split, through the training validation path."""
     trainer.validate(module, dataloaders=loader, verbose=False)
-    scores = module.last_val
+    scores = module.last_validation
     corr = correlation.metric.compute().cpu().numpy()
-    columns = {f"{split}_bps": module.last_val_per_neuron.numpy().tolist(), f"{split}_corr": corr.tolist(),
-               f"{split}_spikes": correlation.metric.s_y.cpu().numpy().tolist()}
+    columns = {f"{split}_bps": end_to_end(scores.bps.per_neuron).tolist(), f"{split}_corr": corr.tolist(),
+               f"{split}_spikes": end_to_end(scores.bps.spikes).tolist()}
     pooled = {
-        "bps_overall": scores["val_bps_overall"],
-        "bps_neuron_mean": scores["val_bps_neuron_mean"],
-        "bps_neuron_mean_clamped": scores["val_bps_neuron_mean_clamped"],  # the seed's definition
-        "bps_per_session": {k.split("/", 1)[1]: v for k, v in scores.items() if k.startswith("val_bps/")},
+        "bps_overall": scores.bps.overall,
+        "bps_neuron_mean": scores.bps.neuron_mean,
+        "bps_neuron_mean_clamped": scores.bps.neuron_mean_clamped,  # the seed's definition
+        "bps_per_session": dict(scores.bps.per_session),
         "corr_neuron_mean": float(np.nanmean(corr)) if np.isfinite(corr).any() else None,
-        "bps_oracle": scores.get("val_bps_oracle"),
-        "oracle_fraction": scores.get("val_oracle_fraction"),
+        "bps_oracle": scores.oracle,
+        "oracle_fraction": scores.oracle_fraction,
     }
     return columns, pooled
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from neuroenc.data.sessions import valid_bins
 from neuroenc.data.windows import SessionBatchSampler, WindowDataset, collate_windows
 from neuroenc.metrics import BitsPerSpike
 from neuroenc.model.encoder import Encoder
@@ -96,10 +97,10 @@ def score(module, loader, sessions) -> float:
     try:
         for batch in loader:
             batch = {k: v.to(module.device) for k, v in batch.items()}
-            metric.update(module.session_ids[int(batch["session"][0])], module(batch), batch["robs"], batch["mask"])
+            metric.update(module.session_of(batch), module(batch), batch["robs"], batch["mask"])
     finally:
         module.train(was_training)
-    return float(metric.compute()["overall"])
+    return metric.result().overall
 
 
 def _loader(dataset, windows: np.ndarray, batch_size: int) -> DataLoader:
@@ -130,7 +131,7 @@ def behavior_only_rates(session) -> np.ndarray | None:
     gain = np.exp(run[:, None] * beta[:, 0] + pupil[:, None] * beta[:, 1])  # (T, N)
     train = session.split_frames("train")
     y = np.asarray(session.robs[train], np.float64)
-    valid = np.isfinite(y) & (np.asarray(session.dfs[train]) > 0 if session.dfs is not None else True)
+    valid = valid_bins(y, None if session.dfs is None else np.asarray(session.dfs[train]))
     scale = np.where(valid, y, 0).sum(0) / np.where(valid, gain[train], 0).sum(0)
     return gain * scale
 
@@ -147,7 +148,7 @@ def behavior_only_score(datamodule) -> float | None:
         item = dataset[i]
         r = torch.from_numpy(rates[si][start:start + datamodule.window])[None]
         metric.update(datamodule.sessions[si].id, r, item["robs"][None], item["mask"][None])
-    return float(metric.compute()["overall"])
+    return metric.result().overall
 
 
 def stimulus_warning(result: dict) -> str | None:

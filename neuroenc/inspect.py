@@ -17,7 +17,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
@@ -27,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from neuroenc.build import build_encoder_without_data, parse_input_shape
 from neuroenc.compose import compose_config
 from neuroenc.data.datamodule import DatasetInfo
+from neuroenc.metrics import poisson_loss
 from neuroenc.model.convnet.transformer import TransformerBlock
 from neuroenc.model.convnet.vivit import TubeletTokenizer
 from neuroenc.model.encoder import Encoder
@@ -157,7 +157,7 @@ def time_steps(encoder: Encoder, info: DatasetInfo, t: int, batch: int, n: int) 
     for i in range(n + 1):
         encoder.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
-        loss = F.poisson_nll_loss(encoder(stim, beh, session), target, log_input=False)
+        loss = poisson_loss(encoder(stim, beh, session), target, torch.ones_like(target, dtype=torch.bool))
         loss.backward()
         if i:  # the first pass warms up allocators and kernels
             times.append(time.perf_counter() - t0)

@@ -1,4 +1,5 @@
-"""Bits per spike, and the repeat-based scores (at the end): the one definition of each used everywhere in neuroenc.
+"""The Poisson loss, bits per spike, and the repeat-based scores (at the end): the one definition
+of each used everywhere in neuroenc.
 
 For neuron i over all valid bins of a split (the Neural Latents Benchmark's ``bits_per_spike``)::
 
@@ -17,19 +18,49 @@ A silent neuron (S_y == 0) has an undefined per-neuron bps (NaN, left out of the
 but its LL difference (-S_r: the null predicts exactly zero) still counts in pooled scores.
 Nothing is clamped, except in the seed's figure (:func:`neuron_mean_clamped_bps`), which is
 reported beside the pooled score so numbers can be compared with the seed's, never instead of it.
+
+``S_ylogr - S_r`` is minus the summed :func:`poisson_nll`, the per-bin term of the training loss;
+the metric keeps the two sums apart as it always has (one sum of ``r - y log r`` would round
+differently in the last bits), with the same :func:`log_rate` inside.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torchmetrics import Metric
 
 LN2 = math.log(2.0)
-_EPS = 1e-12  # only guards log(0) for rates; a correct model never predicts exactly zero
+# Floors of r inside log r: the loss's 1e-8 is training's reference, bits per spike has always
+# used 1e-12. They disagree only on a valid bin with a spike predicted below 1e-8, but there one
+# floor for both would move a reported score, so they stay apart.
+LOSS_EPS = 1e-8
+METRIC_EPS = 1e-12
+
+
+def log_rate(rates: torch.Tensor, eps: float) -> torch.Tensor:
+    """``log(max(r, eps))``: the one guard against log(0) in every Poisson likelihood here (a
+    correct model never predicts exactly zero)."""
+    return torch.log(rates.clamp(min=eps))
+
+
+def poisson_nll(rates: torch.Tensor, counts: torch.Tensor, eps: float = LOSS_EPS) -> torch.Tensor:
+    """Per-bin Poisson negative log-likelihood without ``log y!``: ``r - y log r``.
+
+    Not ``F.poisson_nll_loss(log_input=False)``: it takes ``log(r + eps)``, which is not bitwise
+    ``log(max(r, eps))`` (on random rates a few percent of the bins differ), and training's numbers
+    must not change."""
+    return rates - counts * log_rate(rates, eps)
+
+
+def poisson_loss(rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The training loss: mean :func:`poisson_nll` over the masked bins of ``(B, T, N)``."""
+    m = mask.to(rates.dtype)
+    return (poisson_nll(rates, counts) * m).sum() / m.sum().clamp(min=1)
 
 
 def ll_difference(s_ylogr: torch.Tensor, s_r: torch.Tensor, s_y: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
@@ -80,72 +111,55 @@ def session_slices(session_sizes: dict[str, int]) -> dict[str, slice]:
     return out
 
 
-class BitsPerSpike(Metric):
-    """Accumulates the four per-neuron sums for a set of sessions laid end to end.
+def end_to_end(per_session: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per-session arrays laid end to end, as :func:`session_slices` places them: ``(N_total,)``."""
+    return np.concatenate(list(per_session.values()))
 
-    ``session_sizes`` maps session id -> number of neurons; neuron j of session s sits at
-    ``offset[s] + j`` in the state vectors. ``update`` takes rates and counts of shape
-    ``(B, T, N)`` and a boolean/0-1 mask of the same shape (valid and scored bins).
+
+@dataclass(frozen=True)
+class BitsPerSpikeResult:
+    """Bits per spike of one split: what :meth:`BitsPerSpike.result` returns.
+
+    Sessions in the order the metric was given them; every per-neuron array is ``(N_session,)``
+    float64.
+    """
+
+    overall: float  # pooled over all neurons: summed LL differences / summed spikes
+    neuron_mean: float  # mean over the neurons that spiked
+    neuron_mean_clamped: float  # the seed's figure (:func:`neuron_mean_clamped_bps`)
+    per_session: dict[str, float]  # pooled within each session
+    per_neuron: dict[str, np.ndarray]  # each neuron's bps, NaN where it never spiked
+    spikes: dict[str, np.ndarray]  # each neuron's spike count over the scored bins
+
+    @classmethod
+    def from_sums(cls, s_ylogr, s_r, s_y, n, slices: dict[str, slice]) -> BitsPerSpikeResult:
+        """The scores of the four per-neuron sums (module docstring), sessions at ``slices``."""
+        sums = (s_ylogr, s_r, s_y, n)
+        per_neuron = bits_per_spike_from_sums(*sums)
+        by_session = {s: per_neuron[sl].cpu().numpy() for s, sl in slices.items()}
+        spikes = s_y.cpu().numpy()
+        return cls(overall=float(pooled_bits_per_spike(*sums)),
+                   neuron_mean=float(torch.nanmean(per_neuron)),
+                   neuron_mean_clamped=neuron_mean_clamped_bps(by_session),
+                   per_session={s: float(pooled_bits_per_spike(*(x[sl] for x in sums))) for s, sl in slices.items()},
+                   per_neuron=by_session,
+                   spikes={s: spikes[sl] for s, sl in slices.items()})
+
+
+class SessionSums(Metric):
+    """Per-neuron float64 sums over the scored bins of a split, for sessions laid end to end:
+    neuron j of session s sits at ``slices[s].start + j`` in every state vector.
+
+    Sums make a score exact when accumulated batch by batch or across DDP ranks (reduced by
+    summation). A subclass names its sums in ``SUMS`` and gives :meth:`terms`, the per-bin values
+    summed into them. ``update`` takes rates and counts of shape ``(B, T, N)`` and a boolean/0-1
+    mask of the same shape (valid and scored bins); masked bins may hold anything (NaN counts
+    included).
     """
 
     full_state_update = False
     higher_is_better = True
-
-    def __init__(self, session_sizes: dict[str, int], **kwargs):
-        super().__init__(**kwargs)
-        self.session_ids = list(session_sizes)
-        self.slices = session_slices(session_sizes)
-        total = sum(int(n) for n in session_sizes.values())
-        for name in ("s_ylogr", "s_r", "s_y", "n"):
-            self.add_state(name, default=torch.zeros(total, dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, session: str, rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> None:
-        sl = self.slices[session]
-        m = mask.to(torch.float64)
-        r = rates.detach().to(torch.float64)
-        y = counts.detach().to(torch.float64)
-        # masked bins may hold anything (NaN counts included): zero them before the products
-        y = torch.where(m > 0, y, torch.zeros_like(y))
-        r = torch.where(m > 0, r, torch.ones_like(r))
-        dims = tuple(range(r.ndim - 1))
-        idx = torch.arange(sl.start, sl.stop, device=self.n.device)
-        # out-of-place: states may have been created under inference mode by an earlier validate()
-        self.s_ylogr = self.s_ylogr.index_add(0, idx, (y * torch.log(r.clamp(min=_EPS)) * m).sum(dims))
-        self.s_r = self.s_r.index_add(0, idx, (r * m).sum(dims))
-        self.s_y = self.s_y.index_add(0, idx, (y * m).sum(dims))
-        self.n = self.n.index_add(0, idx, m.sum(dims))
-
-    def per_neuron(self) -> torch.Tensor:
-        return bits_per_spike_from_sums(self.s_ylogr, self.s_r, self.s_y, self.n)
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        """``overall`` (pooled over all neurons), ``neuron_mean``, the seed's ``neuron_mean_clamped``
-        (:func:`neuron_mean_clamped_bps`) and one pooled value per session."""
-        sums = (self.s_ylogr, self.s_r, self.s_y, self.n)
-        per_neuron = self.per_neuron()
-        clamped = neuron_mean_clamped_bps({s: per_neuron[sl].tolist() for s, sl in self.slices.items()})
-        out = {
-            "overall": pooled_bits_per_spike(*sums),
-            "neuron_mean": torch.nanmean(per_neuron),
-            "neuron_mean_clamped": torch.tensor(clamped, dtype=torch.float64, device=per_neuron.device),
-        }
-        for s, sl in self.slices.items():
-            out[f"session/{s}"] = pooled_bits_per_spike(*(x[sl] for x in sums))
-        return out
-
-
-class Correlation(Metric):
-    """Per-neuron Pearson correlation of predicted rate and count over the valid scored bins of a
-    split, for sessions laid end to end as in :class:`BitsPerSpike` (same ``update`` arguments).
-
-    Accumulated as float64 sums (x = rate, y = count): n, S_x, S_y, S_xx, S_yy, S_xy, so the
-    value is exact batch by batch and across DDP ranks. NaN where a neuron's count or predicted
-    rate does not vary over the split.
-    """
-
-    full_state_update = False
-    higher_is_better = True
-    SUMS = ("n", "s_x", "s_y", "s_xx", "s_yy", "s_xy")
+    SUMS: tuple[str, ...] = ()
 
     def __init__(self, session_sizes: dict[str, int], **kwargs):
         super().__init__(**kwargs)
@@ -154,15 +168,57 @@ class Correlation(Metric):
         for name in self.SUMS:
             self.add_state(name, default=torch.zeros(total, dtype=torch.float64), dist_reduce_fx="sum")
 
+    def terms(self, rates: torch.Tensor, counts: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-bin values, one per name in ``SUMS``, of float64 ``rates``, ``counts`` and mask ``m``."""
+        raise NotImplementedError
+
     def update(self, session: str, rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> None:
         sl = self.slices[session]
         m = mask.to(torch.float64)
-        x = torch.where(m > 0, rates.detach().to(torch.float64), torch.zeros_like(m))
-        y = torch.where(m > 0, counts.detach().to(torch.float64), torch.zeros_like(m))
+        values = self.terms(rates.detach().to(torch.float64), counts.detach().to(torch.float64), m)
         dims = tuple(range(m.ndim - 1))
-        idx = torch.arange(sl.start, sl.stop, device=self.n.device)
-        for name, v in zip(self.SUMS, (m, x, y, x * x, y * y, x * y)):
+        idx = torch.arange(sl.start, sl.stop, device=getattr(self, self.SUMS[0]).device)
+        # out-of-place: states may have been created under inference mode by an earlier validate()
+        for name, v in zip(self.SUMS, values):
             setattr(self, name, getattr(self, name).index_add(0, idx, v.sum(dims)))
+
+
+class BitsPerSpike(SessionSums):
+    """Bits per spike (module docstring) from four per-neuron sums; :meth:`result` gives the scores."""
+
+    SUMS = ("s_ylogr", "s_r", "s_y", "n")
+
+    def terms(self, rates, counts, m):
+        # masked bins: no spikes and rate 1, so neither term sees what they hold
+        y = torch.where(m > 0, counts, torch.zeros_like(counts))
+        r = torch.where(m > 0, rates, torch.ones_like(rates))
+        return y * log_rate(r, METRIC_EPS) * m, r * m, y * m, m
+
+    def compute(self) -> torch.Tensor:
+        """``(4, total neurons)``: the sums of ``SUMS`` over every batch and rank (torchmetrics syncs
+        them here). A frozen result cannot come out of ``compute``, which rewrites its output."""
+        return torch.stack([getattr(self, name) for name in self.SUMS])
+
+    def result(self) -> BitsPerSpikeResult:
+        """The scores of everything accumulated since the last ``reset`` (over all ranks)."""
+        return BitsPerSpikeResult.from_sums(*self.compute(), slices=self.slices)
+
+
+class Correlation(SessionSums):
+    """Per-neuron Pearson correlation of predicted rate and count over the valid scored bins of a
+    split (sessions and ``update`` as in :class:`SessionSums`).
+
+    Accumulated as float64 sums (x = rate, y = count): n, S_x, S_y, S_xx, S_yy, S_xy, so the
+    value is exact batch by batch and across DDP ranks. NaN where a neuron's count or predicted
+    rate does not vary over the split.
+    """
+
+    SUMS = ("n", "s_x", "s_y", "s_xx", "s_yy", "s_xy")
+
+    def terms(self, rates, counts, m):
+        x = torch.where(m > 0, rates, torch.zeros_like(m))
+        y = torch.where(m > 0, counts, torch.zeros_like(m))
+        return m, x, y, x * x, y * y, x * y
 
     def compute(self) -> torch.Tensor:
         """``(total neurons,)`` correlations."""

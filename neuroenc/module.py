@@ -3,21 +3,58 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
 
 from neuroenc.health import rf_distances_px
-from neuroenc.metrics import BitsPerSpike
+from neuroenc.metrics import BitsPerSpike, BitsPerSpikeResult, poisson_loss
 from neuroenc.model.encoder import Encoder
 
+SESSION_PREFIX = "val_bps/"
 
-def poisson_loss(rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean Poisson negative log-likelihood (without log y!) over the masked bins of ``(B, T, N)``."""
-    m = mask.to(rates.dtype)
-    nll = rates - counts * torch.log(rates.clamp(min=1e-8))
-    return (nll * m).sum() / m.sum().clamp(min=1)
+
+def session_key(session: str) -> str:
+    """The log key of a session's pooled val bits per spike (W&B, metrics.json history)."""
+    return SESSION_PREFIX + session
+
+
+def per_session_scores(logged: Mapping[str, float]) -> dict[str, float]:
+    """The inverse of :func:`session_key` over a row of logged scores: ``{session: bps}``."""
+    return {k[len(SESSION_PREFIX):]: v for k, v in logged.items() if k.startswith(SESSION_PREFIX)}
+
+
+@dataclass(frozen=True)
+class ValidationScores:
+    """What one validation of :class:`EncoderModule` gave (``EncoderModule.last_validation``)."""
+
+    step: int  # global step of the weights scored
+    bps: BitsPerSpikeResult
+    oracle: float | None = None  # pooled bits per spike of the true rates (simulated data)
+    rf_distance_px_median: float | None = None  # readout centre to true RF centre (simulated data)
+
+    @property
+    def oracle_fraction(self) -> float | None:
+        """``bps.overall / oracle``."""
+        if self.oracle is None:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):  # IEEE, as the tensors divided before
+            return float(np.float64(self.bps.overall) / np.float64(self.oracle))
+
+    def logged(self) -> dict[str, float]:
+        """The scores under the keys they are logged with: the one place those keys are built.
+        W&B charts, metrics.json's history and checkpoints' ``val_scores`` hold these rows."""
+        out = {"val_bps_overall": self.bps.overall, "val_bps_neuron_mean": self.bps.neuron_mean,
+               "val_bps_neuron_mean_clamped": self.bps.neuron_mean_clamped,
+               **{session_key(s): v for s, v in self.bps.per_session.items()}}
+        if self.oracle is not None:
+            out.update(val_bps_oracle=self.oracle, val_oracle_fraction=self.oracle_fraction)
+        if self.rf_distance_px_median is not None:
+            out["rf_distance_px_median"] = self.rf_distance_px_median
+        return out
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -32,7 +69,8 @@ class EncoderModule(L.LightningModule):
     same numbers as one that never stopped. A non-finite loss or gradient stops training with
     :class:`NonFiniteLossError` before the optimizer step, so no checkpoint holds its effect.
     ``config`` and ``data_info`` go into every checkpoint: :func:`neuroenc.load` rebuilds the model
-    from them.
+    from them. After each validation, :attr:`last_validation` holds its scores; callbacks and
+    :mod:`neuroenc.evaluate` read them there.
     """
 
     def __init__(self, encoder: Encoder, n_neurons: dict[str, int], optim: dict, has_oracle: bool = False,
@@ -45,20 +83,19 @@ class EncoderModule(L.LightningModule):
         self.data_info = data_info
         self.seed = int(seed)
         self.environment: dict | None = None  # set by train(); stored in checkpoints
-        self.val_step: int | None = None  # global step of the scores in last_val
         self._batch: tuple[str, int] = ("", -1)  # session and index of the batch being trained
         self.val_bps = BitsPerSpike(n_neurons)
         self.val_oracle = BitsPerSpike(n_neurons) if has_oracle else None
-        self.last_val: dict[str, float] = {}
+        self.last_validation: ValidationScores | None = None  # the latest validation's scores
         # simulated data: true receptive-field centres, for rf_distance_px_median at every validation
         self.true_rf_centers = (data_info or {}).get("true_rf_centers")
-        self.last_val_per_neuron: torch.Tensor | None = None
 
     def forward(self, batch: dict) -> torch.Tensor:
         # float32 rates whatever the autocast precision: the loss and bits per spike take their log
-        return self.encoder(batch["stim"], batch["behavior"], self._session(batch)).float()
+        return self.encoder(batch["stim"], batch["behavior"], self.session_of(batch)).float()
 
-    def _session(self, batch: dict) -> str:
+    def session_of(self, batch: dict) -> str:
+        """The id of the session a batch's windows come from (a batch holds one session)."""
         return self.session_ids[int(batch["session"][0])]
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
@@ -70,8 +107,8 @@ class EncoderModule(L.LightningModule):
         loss = poisson_loss(rates, batch["robs"], batch["mask"])
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"non-finite training loss ({loss.item()}) "
-                                     f"{self._where(self._session(batch), batch_idx)}")
-        self._batch = (self._session(batch), batch_idx)
+                                     f"{self._where(self.session_of(batch), batch_idx)}")
+        self._batch = (self.session_of(batch), batch_idx)
         self.log("train_loss", loss, prog_bar=True, batch_size=batch["stim"].shape[0])
         return loss
 
@@ -94,7 +131,7 @@ class EncoderModule(L.LightningModule):
                                      f"{self._where(session, batch_idx)}")
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        session = self._session(batch)
+        session = self.session_of(batch)
         rates = self(batch)
         self.val_bps.update(session, rates, batch["robs"], batch["mask"])
         if self.val_oracle is not None:
@@ -102,29 +139,23 @@ class EncoderModule(L.LightningModule):
         return rates  # for callbacks that score more than bits per spike (neuroenc.evaluate)
 
     def on_validation_epoch_end(self) -> None:
-        scores = {f"val_bps_{k}" if "/" not in k else f"val_bps/{k.split('/', 1)[1]}": v
-                  for k, v in self.val_bps.compute().items()}
-        # compute() syncs the sums across ranks and then restores each rank's own: per-neuron scores
-        # read after it would cover this rank's windows only, so they get a sync of their own
-        with self.val_bps.sync_context():
-            self.last_val_per_neuron = self.val_bps.per_neuron().cpu()
-        if self.val_oracle is not None:
-            oracle = self.val_oracle.compute()["overall"]
-            scores["val_bps_oracle"] = oracle
-            scores["val_oracle_fraction"] = scores["val_bps_overall"] / oracle
-            self.val_oracle.reset()
+        # result() scores the sums of all ranks (per neuron too): every rank gets the same scores
+        bps = self.val_bps.result()
         self.val_bps.reset()
-        self.last_val = {k: float(v) for k, v in scores.items()}
+        oracle = None
+        if self.val_oracle is not None:
+            oracle = self.val_oracle.result().overall
+            self.val_oracle.reset()
+        rf_distance = None
         if self.true_rf_centers is not None:
             distances = rf_distances_px(self.encoder, self.true_rf_centers, self.data_info["behavior_dim"])
             if distances is not None:
-                self.last_val["rf_distance_px_median"] = float(np.median(distances))
-                self.log("rf_distance_px_median", self.last_val["rf_distance_px_median"])
-        self.val_step = self.global_step
+                rf_distance = float(np.median(distances))
+        self.last_validation = ValidationScores(self.global_step, bps, oracle, rf_distance)
+        scores = self.last_validation.logged()
         # already reduced across ranks by torchmetrics: no further sync
-        overall = scores.pop("val_bps_overall")
-        self.log("val_bps_overall", overall.float(), prog_bar=True)
-        self.log_dict({k: v.float() for k, v in scores.items()})
+        self.log("val_bps_overall", scores.pop("val_bps_overall"), prog_bar=True)
+        self.log_dict(scores)
 
     def configure_optimizers(self):
         # readout positions start at their cells (estimated from the data) and need fine moves only:
@@ -157,5 +188,7 @@ class EncoderModule(L.LightningModule):
             "data_info": self.data_info,
             "environment": self.environment,
             # what validation gave for these weights (None when they moved on since, mid-epoch)
-            "val_scores": dict(self.last_val) if self.val_step == self.global_step and self.last_val else None,
+            "val_scores": (self.last_validation.logged()
+                           if self.last_validation is not None and self.last_validation.step == self.global_step
+                           else None),
         }

@@ -33,19 +33,19 @@ class BestPerNeuron(L.Callback):
 
     def on_validation_end(self, trainer, pl_module):
         # on_validation_end, not *_epoch_end: the module computes the scores in its epoch-end hook
-        score = pl_module.last_val.get("val_bps_overall")
+        scores = pl_module.last_validation
+        score = scores and scores.bps.overall
         if trainer.sanity_checking or trainer.state.fn != "fit" or score is None or score <= self.best:
             return
         self.best = score
-        per = pl_module.last_val_per_neuron.tolist()
-        rows, i = [], 0
+        rows = []
         for s in self.sessions:
+            bps = scores.bps.per_neuron[s.id].tolist()
             neurons = s.meta.get("neurons") or [{}] * s.n_neurons
             ids = s.meta.get("neuron_ids") or list(range(s.n_neurons))
             for j in range(s.n_neurons):
-                rows.append({"session": s.id, "neuron": j, "neuron_id": ids[j], "bps": per[i],
+                rows.append({"session": s.id, "neuron": j, "neuron_id": ids[j], "bps": bps[j],
                              "rf_size": neurons[j].get("rf_size", float("nan"))})
-                i += 1
         self.rows = rows
 
     def write(self) -> list[dict]:

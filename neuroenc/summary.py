@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 
 from neuroenc import atomic
+from neuroenc.module import per_session_scores
 
 
 class RunSummary(L.Callback):
@@ -56,9 +57,10 @@ class RunSummary(L.Callback):
 
     def on_validation_end(self, trainer, pl_module):
         # not on_validation_epoch_end: callbacks run before the module's hook that computes the scores
-        if trainer.sanity_checking or not pl_module.last_val:
+        scores = pl_module.last_validation
+        if trainer.sanity_checking or scores is None:
             return
-        row = {"epoch": trainer.current_epoch, "step": trainer.global_step, **pl_module.last_val}
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step, **scores.logged()}
         if trainer.state.fn == "validate":
             self.init_scores = row
         else:
@@ -70,7 +72,6 @@ class RunSummary(L.Callback):
         best = max(self.history, key=lambda r: r["val_bps_overall"]) if self.history else None
         timed_steps = self._before["step_count"] + len(self.step_times)
         final = self.history[-1] if self.history else None
-        per_session = lambda r: {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("val_bps/")}  # noqa: E731
         out = {
             "status": status,
             "best_val_bps_overall": best and best["val_bps_overall"],
@@ -80,7 +81,8 @@ class RunSummary(L.Callback):
             # the seed's definition (neuroenc.metrics.neuron_mean_clamped_bps); .get: histories of
             # runs resumed from checkpoints written before it existed lack it
             "best_val_bps_neuron_mean_clamped": best and best.get("val_bps_neuron_mean_clamped"),
-            "val_bps_per_session": best and per_session(best),
+            # rows are what validation logged (from checkpoints too, when resumed): keys, not results
+            "val_bps_per_session": best and per_session_scores(best),
             "val_bps_oracle": best and best.get("val_bps_oracle"),
             "val_oracle_fraction": best and best.get("val_oracle_fraction"),
             "init_val_bps_overall": self.init_scores and self.init_scores["val_bps_overall"],

@@ -59,7 +59,7 @@ def test_predict_on_raw_arrays_equals_the_rates_the_training_loop_scores(loaded)
         bps.update(s.id, torch.from_numpy(np.nan_to_num(rates, nan=1.0)), torch.from_numpy(robs),
                    torch.from_numpy(valid))
     # bits per spike of the predictions over the val split is the score training logged
-    assert float(bps.compute()["overall"]) == pytest.approx(metrics["best_val_bps_overall"], rel=1e-5)
+    assert bps.result().overall == pytest.approx(metrics["best_val_bps_overall"], rel=1e-5)
 
 
 def test_predict_takes_uint8_or_float_single_or_batched_and_chunks_long_inputs(loaded):

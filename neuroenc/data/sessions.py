@@ -134,6 +134,15 @@ class RowReader:
             os.close(self._fd)
 
 
+def valid_bins(robs: np.ndarray, dfs: np.ndarray | None) -> np.ndarray:
+    """The valid-bin mask of responses ``robs (T, N)``: finite, and 1 in ``dfs`` where the
+    session has one. Only valid bins are trained on and scored."""
+    ok = np.isfinite(robs)
+    if dfs is not None:
+        ok &= dfs > 0
+    return ok
+
+
 @dataclass
 class Session:
     """An opened (memory-mapped) session; see the module docstring for the arrays."""
@@ -203,11 +212,9 @@ class Session:
         return np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
 
     def valid(self, start: int, stop: int) -> np.ndarray:
-        """Valid-bin mask for frames [start, stop): ``dfs`` and finite responses."""
-        ok = np.isfinite(self.reader("robs").read(start, stop))
-        if self.dfs is not None:
-            ok &= self.reader("dfs").read(start, stop) > 0
-        return ok
+        """:func:`valid_bins` of frames [start, stop)."""
+        dfs = None if self.dfs is None else self.reader("dfs").read(start, stop)
+        return valid_bins(self.reader("robs").read(start, stop), dfs)
 
     def stats(self) -> dict:
         """Training-split statistics for normalisation: computed on first open, stored in stats.json."""
@@ -444,10 +451,9 @@ def _scan(s: Session) -> tuple[dict, dict]:
         acc["n"] += x.size
         acc["b1"] += pick(beh).sum(0)
         acc["b2"] += (pick(beh) ** 2).sum(0)
-        ok = ~pick(nan)
-        if s.dfs is not None:
-            ok &= pick(s.reader("dfs").read(c, d)) > 0
-        acc["r"] += np.where(ok, pick(robs), 0.0).sum(0, dtype=np.float64)
+        y = pick(robs)
+        ok = valid_bins(y, None if s.dfs is None else pick(s.reader("dfs").read(c, d)))
+        acc["r"] += np.where(ok, y, 0.0).sum(0, dtype=np.float64)
         acc["rn"] += ok.sum(0)
     n_frames = int(train.sum())
     with np.errstate(invalid="ignore", over="ignore"):  # inf in bad data: reported by the checks instead

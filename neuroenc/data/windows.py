@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from neuroenc.data.sessions import valid_bins
+
 
 def tile_segment(start: int, stop: int, window: int, burn_in: int) -> list[tuple[int, int]]:
     """``(window_start, score_from)`` pairs covering frames ``[start + burn_in, stop)`` once each.
@@ -190,10 +192,8 @@ class WindowDataset(torch.utils.data.Dataset):
         stim *= s_inv
         beh = (r["behavior"].read(start, stop).astype(np.float32) - bm) * b_inv
         robs = r["robs"].read(start, stop).astype(np.float32, copy=False)
-        mask = np.isfinite(robs)
-        robs[~mask] = 0.0  # NaN responses never reach the loss: zeroed here, masked below
-        if "dfs" in r:
-            mask &= r["dfs"].read(start, stop) > 0
+        mask = valid_bins(robs, r["dfs"].read(start, stop) if "dfs" in r else None)
+        robs[~np.isfinite(robs)] = 0.0  # NaN responses never reach the loss: zeroed, and masked
         mask[:score_from] = False
         item = {
             "session": si,
