@@ -112,6 +112,8 @@ class StageConfig:
     pool: str = "none"  # or "aablur": blur, then subsample by `stride`
     dropout: float = 0.0
     temporal_stride: int = 1  # keep every s-th frame (causal); the modulator then runs at that rate
+    temporal_dilation: int = 1  # time taps this many of the stage's steps apart
+    convs: int = 2  # convolutions on the main path: 2, or 1 as in the seed's ResNet
 
 
 @dataclass
