@@ -88,7 +88,8 @@ class NoFrontendConfig:
 # ------------------------------------------------------------------------------------- convnet
 
 
-# one ResNet stage: out_channels, kernel_size (t, h, w), stride, dilation, pool, dropout, temporal_stride
+# one ResNet stage: out_channels, kernel_size (t, h, w), stride, dilation, pool, dropout,
+# temporal_stride, temporal_dilation, convs
 StageConfig = StageSpec
 
 

@@ -34,7 +34,12 @@ def test_presets_keep_the_seed_sizes_and_each_rung_adds_one_fix():
     assert [s.out_channels for s in r.convnet.stages] == [128, 128, 256]
     stages = [(s.stride, s.pool, s.dilation) for s in r.convnet.stages]
     assert stages == [(2, "none", 1), (2, "aablur", 1), (1, "none", 2)]
-    assert [list(s.kernel_size) for s in r.convnet.stages] == [[3, 3, 3]] * 3
+    # the seed's (VisionCore learned_res_small_gru_optimized_aa): 3x5x5, time halved in stage 0,
+    # dilation 2 in time as well as space in stage 2, one convolution per stage
+    assert [list(s.kernel_size) for s in r.convnet.stages] == [[3, 5, 5], [3, 5, 5], [3, 3, 3]]
+    assert [(s.temporal_stride, s.temporal_dilation, s.convs) for s in r.convnet.stages] == [(2, 1, 1), (1, 1, 1),
+                                                                                             (1, 2, 1)]
+    assert [s.dropout for s in r.convnet.stages] == [0.0, 0.1, 0.2]
     assert (r.frontend.kernel_size, r.frontend.num_channels, r.frontend.anti_aliasing) == (16, 4, True)
     assert (r.modulator.hidden_dim, r.modulator.beh_emb_dim) == (256, 32)
     v = c["vivit_small"]
@@ -63,6 +68,8 @@ def test_at_120hz_the_presets_give_the_seeds_temporal_sizes(data, tmp_path):
             assert list(c.convnet.tokenizer.stride) == ([8, 8, 8] if p == "vivit_small" else [8, 4, 4])
         time_kernels = [s.kernel_size[0] for s in c.convnet.get("stages", [])]
         assert time_kernels == ([1, 1, 1] if p == "hybrid_small" else [3, 3, 3] if time_kernels else [])
+        if p == "resnet_small_gru_aa":
+            assert [s.temporal_stride for s in c.convnet.stages] == [2, 1, 1]
 
 
 def test_at_30hz_the_presets_temporal_sizes_span_the_seeds_milliseconds():
@@ -72,7 +79,9 @@ def test_at_30hz_the_presets_temporal_sizes_span_the_seeds_milliseconds():
     assert all(c[p].frontend.kernel_size == 4 for p in PRESETS)
     assert list(c["vivit_small"].convnet.tokenizer.stride) == [2, 8, 8]
     assert list(c["vivit_p1"].convnet.tokenizer.stride) == [2, 4, 4]
-    assert [list(s.kernel_size) for s in c["resnet_small_gru_aa"].convnet.stages] == [[1, 3, 3]] * 3
+    r = c["resnet_small_gru_aa"].convnet.stages
+    assert [list(s.kernel_size) for s in r] == [[1, 5, 5], [1, 5, 5], [1, 3, 3]]
+    assert [s.temporal_stride for s in r] == [1, 1, 1]  # a 33 ms frame is longer than the seed's 17 ms step
     check(c["vivit_p1"])
     build_datamodule(c["vivit_p1"])
 

@@ -14,17 +14,18 @@ def _triple(v) -> tuple[int, int, int]:
 class CausalConv3d(nn.Conv3d):
     """``Conv3d`` on ``(B, C, T, H, W)`` padded on the left in time (frame t sees frames <= t) and
     'same' in space. ``stride`` and ``dilation`` apply to space; with ``temporal_stride`` s, output
-    step j is computed at input frame j*s from frames <= j*s (so T -> ceil(T / s))."""
+    step j is computed at input frame j*s from frames <= j*s (so T -> ceil(T / s)); with
+    ``temporal_dilation`` d the time taps are d frames apart (lags 0, d, 2d, ...)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, dilation: int = 1,
-                 bias: bool = True, temporal_stride: int = 1):
+                 bias: bool = True, temporal_stride: int = 1, temporal_dilation: int = 1):
         kt, kh, kw = _triple(kernel_size)
         if kh % 2 == 0 or kw % 2 == 0:
             raise ValueError(f"spatial kernel size must be odd for 'same' padding, got {(kh, kw)}")
         super().__init__(in_channels, out_channels, (kt, kh, kw), stride=(temporal_stride, stride, stride),
-                         dilation=(1, dilation, dilation),
+                         dilation=(temporal_dilation, dilation, dilation),
                          padding=(0, dilation * (kh - 1) // 2, dilation * (kw - 1) // 2), bias=bias)
-        self.time_pad = kt - 1
+        self.time_pad = temporal_dilation * (kt - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel_size[0] == 1 and self.stride[0] == 1:

@@ -30,6 +30,12 @@ CONVNETS = {
     "hybrid": lambda c: Hybrid(c, STAGES[:2], **TRANSFORMER),
     # keeps frames 0, 2, 4, ... after stage 0: the modulator runs on 12 steps
     "resnet_temporal_stride": lambda c: ResNet(c, [{**STAGES[0], "temporal_stride": 2}, *STAGES[1:]]),
+    # experiment=resnet_small_gru_aa at 120 Hz: the seed's one-convolution stages, 3x5x5 with time
+    # halved in stage 0, aablur in stage 1, dilation 2 in time and space in stage 2
+    "resnet_seed": lambda c: ResNet(c, [
+        {"out_channels": 6, "kernel_size": [3, 5, 5], "stride": 2, "temporal_stride": 2, "convs": 1},
+        {"out_channels": 6, "kernel_size": [3, 5, 5], "stride": 2, "pool": "aablur", "convs": 1},
+        {"out_channels": 8, "kernel_size": [3, 3, 3], "dilation": 2, "temporal_dilation": 2, "convs": 1}]),
 }
 MODULATORS = {
     "convgru": lambda c: ConvGRUModulator(c, NB, hidden_dim=5, beh_emb_dim=3),
@@ -85,7 +91,7 @@ def test_stimulus_change_at_t_leaves_earlier_predictions_unchanged(frontend, con
     assert_causal(make_encoder(frontend, convnet, modulator), t0, what="stim")
 
 
-@pytest.mark.parametrize("convnet", ["resnet", "vivit", "resnet_temporal_stride"])
+@pytest.mark.parametrize("convnet", ["resnet", "vivit", "resnet_temporal_stride", "resnet_seed"])
 @pytest.mark.parametrize("t0", [1, T // 2, T - 2, T - 1])
 def test_behaviour_change_at_t_leaves_earlier_predictions_unchanged(convnet, t0):
     assert_causal(make_encoder("learnable_temporal", convnet, "convgru"), t0, what="behavior")

@@ -183,6 +183,39 @@ def test_framewise_causal_conv_equals_torchs_conv3d(kernel, stride, dilation):
     torch.testing.assert_close(conv(x), expect, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel,temporal_stride,temporal_dilation", [((3, 5, 5), 1, 2), ((3, 3, 3), 2, 2),
+                                                                        ((2, 3, 3), 1, 3)])
+def test_temporal_dilation_spaces_the_time_taps_causally(kernel, temporal_stride, temporal_dilation):
+    """Equal to torch's conv3d on the input padded with ``d * (k - 1)`` past frames: output step j
+    reads frames j*s, j*s - d, j*s - 2d, ..."""
+    from neuroenc.model.layers import CausalConv3d
+
+    torch.manual_seed(0)
+    conv = CausalConv3d(3, 5, kernel, temporal_stride=temporal_stride, temporal_dilation=temporal_dilation)
+    x = torch.randn(2, 3, 11, 9, 10)
+    padded = torch.nn.functional.pad(x, (0, 0, 0, 0, temporal_dilation * (kernel[0] - 1), 0))
+    expect = torch.nn.functional.conv3d(padded, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
+    torch.testing.assert_close(conv(x), expect, rtol=0, atol=0)
+    assert conv(x).shape[2] == -(-11 // temporal_stride)
+
+
+@pytest.mark.parametrize("pool,stride", [("none", 2), ("aablur", 2)])
+def test_one_convolution_stage_is_conv_norm_plus_shortcut(pool, stride):
+    """``convs=1`` (the seed's stage): SiLU(pool(norm(conv(x))) + pool(shortcut(x))), no second conv.
+    The stage pools the sum of the paths once (blur-pooling is linear): the same, to rounding, as
+    pooling each path, in training (batch statistics) and in eval."""
+    torch.manual_seed(0)
+    st = ResidualStage(3, 4, (3, 5, 5), stride=stride, pool=pool, convs=1)
+    assert st.conv2 is None and not any("conv2" in k or "norm2" in k for k in st.state_dict())
+    x = torch.randn(2, 3, 6, 12, 16)
+    for mode in (st.train, st.eval):
+        mode()
+        with torch.no_grad():
+            expect = torch.nn.functional.silu(st.pool(st.norm1(st.conv1(x))) + st.pool(st.shortcut(x)))
+            torch.testing.assert_close(st(x), expect, rtol=1e-5, atol=1e-6)
+    assert st(x).shape == (2, 4, 6, 6, 8)
+
+
 def test_temporal_stride_keeps_every_sth_frame_computed_from_the_past():
     torch.manual_seed(0)
     stage = ResidualStage(2, 4, (3, 3, 3), temporal_stride=3).eval()

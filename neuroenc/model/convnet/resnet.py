@@ -34,28 +34,39 @@ class FramewiseBlurPool(nn.Module):
 
 
 class ResidualStage(nn.Module):
-    """conv -> norm -> SiLU -> conv -> norm, plus a shortcut, -> SiLU -> dropout.
+    """conv -> norm -> SiLU -> conv -> norm, plus a shortcut, -> SiLU -> dropout; with ``convs=1``
+    (the seed's stage: one convolution per block) conv -> norm, plus a shortcut, -> SiLU -> dropout.
 
-    Both convolutions are causal in time. With ``temporal_stride`` s the first convolution and the
+    The convolutions are causal in time. With ``temporal_stride`` s the first convolution and the
     shortcut keep frames 0, s, 2s, ... (each computed from frames up to itself), so main path and
-    shortcut still add features of the same frames. Spatial downsampling is either the first
+    shortcut still add features of the same frames. ``temporal_dilation`` spaces the time taps of
+    the convolutions (at the stage's own rate). Spatial downsampling is either the first
     convolution's stride (``pool='none'``) or blur-then-subsample on both paths (``'aablur'``).
     The norms are :class:`FrameBatchNorm`: causal, and features keep the stimulus contrast.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=(3, 3, 3), stride: int = 1,
-                 dilation: int = 1, pool: str = "none", dropout: float = 0.0, temporal_stride: int = 1):
+                 dilation: int = 1, pool: str = "none", dropout: float = 0.0, temporal_stride: int = 1,
+                 temporal_dilation: int = 1, convs: int = 2):
         super().__init__()
         if pool not in ("none", "aablur"):
             raise ValueError(f"pool must be 'none' or 'aablur', got {pool!r}")
         conv_stride = stride if pool == "none" else 1
         if temporal_stride < 1:
             raise ValueError(f"temporal_stride must be >= 1, got {temporal_stride}")
+        if temporal_dilation < 1:
+            raise ValueError(f"temporal_dilation must be >= 1, got {temporal_dilation}")
+        if convs not in (1, 2):
+            raise ValueError(f"convs must be 1 or 2, got {convs}")
         self.conv1 = CausalConv3d(in_channels, out_channels, kernel_size, conv_stride, dilation, bias=False,
-                                  temporal_stride=temporal_stride)
+                                  temporal_stride=temporal_stride, temporal_dilation=temporal_dilation)
         self.norm1 = FrameBatchNorm(out_channels)
-        self.conv2 = CausalConv3d(out_channels, out_channels, kernel_size, 1, dilation, bias=False)
-        self.norm2 = FrameBatchNorm(out_channels)
+        if convs == 2:
+            self.conv2 = CausalConv3d(out_channels, out_channels, kernel_size, 1, dilation, bias=False,
+                                      temporal_dilation=temporal_dilation)
+            self.norm2 = FrameBatchNorm(out_channels)
+        else:
+            self.conv2 = self.norm2 = None
         self.act = nn.SiLU()
         self.pool = FramewiseBlurPool(out_channels, stride) if pool == "aablur" and stride > 1 else nn.Identity()
         if in_channels != out_channels or stride > 1 or temporal_stride > 1:
@@ -73,9 +84,11 @@ class ResidualStage(nn.Module):
         return self.pool.feature_grid(grid) if isinstance(self.pool, FramewiseBlurPool) else grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.norm1(self.conv1(x)))
-        h = self.norm2(self.conv2(h))
-        return self.drop(self.act(self.pool(h) + self.pool(self.shortcut(x))))
+        h = self.norm1(self.conv1(x))
+        if self.conv2 is not None:
+            h = self.norm2(self.conv2(self.act(h)))
+        # blur-pooling is linear: one pool of the sum costs half of pooling both paths
+        return self.drop(self.act(self.pool(h + self.shortcut(x))))
 
 
 @dataclass
@@ -90,10 +103,12 @@ class StageSpec:
     pool: str = "none"  # or "aablur": blur, then subsample by `stride`
     dropout: float = 0.0
     temporal_stride: int = 1  # keep every s-th frame (causal); the modulator then runs at that rate
+    temporal_dilation: int = 1  # time taps this many of the stage's steps apart
+    convs: int = 2  # convolutions on the main path: 2, or 1 as in the seed's ResNet
 
     def check(self) -> None:
         """Fails naming the field of an impossible value."""
-        for name in ("out_channels", "stride", "dilation", "temporal_stride"):
+        for name in ("out_channels", "stride", "dilation", "temporal_stride", "temporal_dilation"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
         if any(int(k) <= 0 for k in self.kernel_size):
@@ -102,6 +117,8 @@ class StageSpec:
             raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.pool not in ("none", "aablur"):
             raise ValueError(f"pool: must be 'none' or 'aablur', got {self.pool!r}")
+        if self.convs not in (1, 2):
+            raise ValueError(f"convs: must be 1 or 2, got {self.convs}")
 
 
 class ResNet(nn.Module):
@@ -125,7 +142,7 @@ class ResNet(nn.Module):
         c = in_channels
         for s in specs:
             layers.append(ResidualStage(c, s.out_channels, tuple(s.kernel_size), s.stride, s.dilation, s.pool, s.dropout,
-                                        s.temporal_stride))
+                                        s.temporal_stride, s.temporal_dilation, s.convs))
             c = s.out_channels
         self.stages = nn.ModuleList(layers)
         self.out_channels = c
