@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: train test test-slow install clean
+.PHONY: train test test-slow lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -13,6 +13,9 @@ install: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m neuroenc $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check neuroenc tests
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

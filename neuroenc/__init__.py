@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # neuroenc.load(path) without importing torch and Lightning on `import neuroenc`
     if name == "load":
-        from neuroenc.loading import load
+        from neuroenc.training.loading import load
 
         return load
     raise AttributeError(f"module 'neuroenc' has no attribute {name!r}")

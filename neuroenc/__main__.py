@@ -6,16 +6,16 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from neuroenc.compose import CONF_DIR, register
+from neuroenc.config.compose import CONF_DIR, register
 
 register()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    from neuroenc.resume import requested, run_of_this_job
-    from neuroenc.ddp import job_process_group
-    from neuroenc.train import train  # heavy imports after Hydra has parsed the command line
+    from neuroenc.training.ddp import job_process_group
+    from neuroenc.training.resume import requested, run_of_this_job
+    from neuroenc.training.run import train  # heavy imports after Hydra has parsed the command line
 
     run_dir = HydraConfig.get().runtime.output_dir
     if requested(cfg.resume):  # continue in the run's own directory; this job's records where it went

@@ -106,7 +106,7 @@ def write_json(path, content, durable: bool = True, indent: int | None = 1) -> P
 
 def fsync_tree(directory: Path) -> None:
     """fsync every file under ``directory`` and the directories themselves, before it is renamed into place."""
-    for root, dirs, files in os.walk(directory):
+    for root, _dirs, files in os.walk(directory):
         for name in files:
             fd = os.open(os.path.join(root, name), os.O_RDONLY)
             try:

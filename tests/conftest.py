@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from neuroenc.compose import CONF_DIR as CONF  # noqa: F401  (re-exported for the tests)
-from neuroenc.compose import compose_config  # noqa: F401  (the CLI's composition, re-exported)
+
+from neuroenc.config.compose import CONF_DIR as CONF  # noqa: F401  (re-exported for the tests)
+from neuroenc.config.compose import compose_config  # noqa: F401  (the CLI's composition, re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +89,7 @@ MICRO_RUN = [*MICRO, "trainer.max_epochs=2", "optim.lr=0.01", "optim.warmup_step
 @pytest.fixture(scope="session")
 def micro_run(tmp_path_factory, data_cache) -> tuple[Path, dict]:
     """``(run dir, metrics.json content)`` of ``train`` on :data:`MICRO_RUN`, in this process."""
-    from neuroenc.train import train
+    from neuroenc.training.run import train
 
     run_dir = tmp_path_factory.mktemp("micro-run")
     return run_dir, train(compose_config(MICRO_RUN), run_dir)

@@ -49,7 +49,9 @@ def install() -> None:
     kind, _, arg = EVENT.partition(":")
     import torch
 
-    from neuroenc import atomic, checkpointing, per_neuron, summary
+    from neuroenc import atomic
+    from neuroenc.training import checkpointing
+    from neuroenc.training.callbacks import per_neuron, summary
 
     if kind == "batch":
         original = summary.RunSummary.on_train_batch_end

@@ -2,9 +2,21 @@
 JSON, and removes the dataset afterwards."""
 
 import json
+import statistics
 
-from conftest import run_cli
+import pytest
+import torch
+from conftest import TINY_MODEL, compose_config, run_cli
+
+from neuroenc.analysis.inspector import count_flops
 from neuroenc.bench.__main__ import available, main
+from neuroenc.bench.model import main as model_main
+from neuroenc.bench.model import measure, presets
+from neuroenc.config.validate import ConfigError
+from neuroenc.training.build import (
+    apply_speed_options,
+    build_encoder_without_data,
+)
 
 
 def test_dispatcher_lists_benchmarks_and_refuses_unknown_ones(capsys):
@@ -28,19 +40,6 @@ def test_data_benchmark_reports_throughput_and_memory_and_cleans_up(tmp_path):
 
 
 # --- python -m neuroenc.bench model ---------------------------------------------------------
-
-import statistics  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from conftest import TINY_MODEL, compose_config  # noqa: E402
-from neuroenc.bench.model import main as model_main  # noqa: E402
-from neuroenc.bench.model import measure, presets  # noqa: E402
-from neuroenc.build import apply_speed_options  # noqa: E402
-from neuroenc.build import build_encoder_without_data  # noqa: E402
-from neuroenc.inspect import count_flops  # noqa: E402
-from neuroenc.validate import ConfigError  # noqa: E402
 
 BENCH_MODEL = [*TINY_MODEL, "data.burn_in=8"]
 BENCH_INPUT = (24, 12, 16)

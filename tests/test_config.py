@@ -1,13 +1,13 @@
 """Bad configs fail before any training, with a message naming the key."""
 
 import pytest
+from conftest import ROOT, TINY_DATA, TINY_MODEL, compose_config, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from conftest import ROOT, TINY_DATA, TINY_MODEL, compose_config, run_cli
-from neuroenc.build import build_datamodule, build_encoder
+from neuroenc.config.validate import ConfigError, check
 from neuroenc.data.datamodule import DatasetInfo
-from neuroenc.validate import ConfigError, check
+from neuroenc.training.build import build_datamodule, build_encoder
 
 
 def test_default_config_composes_and_passes_checks():
@@ -80,13 +80,13 @@ def test_cli_rejects_impossible_value_before_training(tmp_path):
 
 
 def test_conf_dir_is_the_one_the_app_uses():
-    from neuroenc.compose import CONF_DIR
+    from neuroenc.config.compose import CONF_DIR
 
     assert CONF_DIR == ROOT / "conf" and (CONF_DIR / "config.yaml").exists()
 
 
 def test_help_introduces_neuroenc_and_lists_only_real_options(tmp_path):
-    from neuroenc.compose import groups, presets
+    from neuroenc.config.compose import groups, presets
 
     r = run_cli(["--help"], cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -114,7 +114,7 @@ def test_unknown_option_lists_only_real_options(tmp_path):
 
 
 def test_schemas_are_not_options():
-    from neuroenc.compose import groups
+    from neuroenc.config.compose import groups
 
     with pytest.raises(ConfigCompositionException, match="Could not find 'convnet/resnet_schema'"):
         compose_config(["convnet=resnet_schema"])

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import MICRO, run_cli
-from neuroenc.evaluate import evaluate
+
+from neuroenc.analysis.evaluate import evaluate
 
 
 def read_csv(path) -> list[dict]:

@@ -5,7 +5,8 @@ import json
 import math
 
 from conftest import TINY_DATA, run_cli
-from neuroenc.metrics import neuron_mean_clamped_bps
+
+from neuroenc.training.metrics import neuron_mean_clamped_bps
 
 # Small enough to train in a minute, learnable enough to beat the null model in that minute:
 # simple cells only, no eye movements, and a core wide enough to find their receptive fields.
@@ -62,7 +63,8 @@ def test_bf16_mixed_and_compile_switches_train_in_the_real_trainer(tmp_path):
     import math
 
     from conftest import MICRO, compose_config
-    from neuroenc.train import train
+
+    from neuroenc.training.run import train
 
     cfg = compose_config([*MICRO, "trainer.max_epochs=1", "trainer.precision=bf16-mixed", "compile=true",
                           "logger.csv=null", "trainer.enable_progress_bar=false"])

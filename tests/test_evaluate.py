@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import torch
-
 from conftest import run_cli
-from neuroenc.metrics import Correlation
+
+from neuroenc.training.metrics import Correlation
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

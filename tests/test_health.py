@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from neuroenc import health
+from neuroenc.analysis import health
 from neuroenc.data.datamodule import SyntheticDataModule
 from neuroenc.data.windows import WindowDataset
 

@@ -4,10 +4,10 @@ model really has, its parameters and FLOPs, as tables or JSON."""
 import json
 
 import pytest
-
 from conftest import compose_config, run_cli
-from neuroenc.build import build_encoder_without_data
-from neuroenc.inspect import inspect, main, time_steps
+
+from neuroenc.analysis.inspector import inspect, main, time_steps
+from neuroenc.training.build import build_encoder_without_data
 
 TINY_CORE = ["convnet=vivit", "convnet.embedding_dim=16", "convnet.ff_dim=32", "convnet.num_spatial_blocks=1",
              "convnet.num_temporal_blocks=1", "frontend.kernel_size=8"]

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import MICRO
 
 KILLABLE = Path(__file__).with_name("killable.py")

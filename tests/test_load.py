@@ -5,11 +5,11 @@ import sys
 
 import pytest
 import torch
+from conftest import MICRO_DATA, MICRO_RUN, compose_config
 
 import neuroenc
-from conftest import MICRO_DATA, MICRO_RUN, compose_config
-from neuroenc.build import build_datamodule
-from neuroenc.loading import ConfigMismatchError
+from neuroenc.training.build import build_datamodule
+from neuroenc.training.loading import ConfigMismatchError
 
 
 def test_load_returns_an_eval_model_with_its_config_and_session_names_that_predicts(micro_run):
@@ -64,7 +64,7 @@ def test_neuroenc_load_does_not_make_import_neuroenc_heavy():
     r = subprocess.run([sys.executable, "-c", "import sys, neuroenc; print('torch' in sys.modules)"],
                        capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"  # python -m neuroenc parses its command line before torch loads
-    assert neuroenc.load is neuroenc.loading.load
+    assert neuroenc.load is neuroenc.training.loading.load
 
 
 def test_a_checkpoint_without_data_info_is_refused_naming_the_file_and_the_key(micro_run, tmp_path):

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from lightning.pytorch.loggers import WandbLogger
 
-from neuroenc.loggers import finish_loggers
+from neuroenc.training.loggers import finish_loggers
 
 
 class RecordingWandbLogger(WandbLogger):

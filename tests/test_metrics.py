@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from neuroenc.metrics import BitsPerSpike, BitsPerSpikeResult, end_to_end, neuron_mean_clamped_bps, poisson_loss
+from neuroenc.training.metrics import (
+    BitsPerSpike,
+    BitsPerSpikeResult,
+    end_to_end,
+    neuron_mean_clamped_bps,
+    poisson_loss,
+)
 
 
 def numpy_bps(rates, counts, mask):
@@ -159,7 +165,7 @@ def test_poisson_loss_is_the_masked_mean_nll_and_the_metrics_model_likelihood(ra
 
 
 def test_logged_keys_are_built_in_one_place_and_parsed_back_by_its_inverse(random_session):
-    from neuroenc.module import ValidationScores, per_session_scores, session_key
+    from neuroenc.training.module import ValidationScores, per_session_scores, session_key
 
     rates, counts, mask = random_session
     metric = BitsPerSpike({"a": 3, "b.2": 4})

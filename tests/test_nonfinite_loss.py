@@ -5,11 +5,11 @@ import re
 
 import pytest
 import torch
+from conftest import MICRO, compose_config
 
 import neuroenc
-from conftest import MICRO, compose_config
-from neuroenc.module import NonFiniteLossError
-from neuroenc.train import train
+from neuroenc.training.module import NonFiniteLossError
+from neuroenc.training.run import train
 
 
 def test_non_finite_loss_stops_training_naming_step_and_session_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 import neuroenc
-from conftest import run_cli
-from neuroenc.build import build_datamodule
+from neuroenc.analysis.predict import session_predictions
 from neuroenc.data.windows import WindowDataset, collate_windows
-from neuroenc.metrics import BitsPerSpike
-from neuroenc.predict import session_predictions
+from neuroenc.training.build import build_datamodule
+from neuroenc.training.metrics import BitsPerSpike
 
 
 @pytest.fixture(scope="module")

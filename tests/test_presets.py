@@ -3,14 +3,14 @@
 import json
 
 import pytest
+from conftest import CONF, TINY_DATA, compose_config, run_cli
 from hydra.utils import instantiate
 
-from conftest import CONF, TINY_DATA, compose_config, run_cli
-from neuroenc.build import build_datamodule
+from neuroenc.config.validate import ConfigError, check
 from neuroenc.data.sessions import SessionFormatError
 from neuroenc.data.synthetic import BEHAVIOR_NAMES, SimulationParams, simulate
-from neuroenc.train import train
-from neuroenc.validate import ConfigError, check
+from neuroenc.training.build import build_datamodule
+from neuroenc.training.run import train
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 # the presets' sizes are the seed's at its 120 Hz; their temporal sizes follow the data's frame rate

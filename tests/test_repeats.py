@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import MICRO, compose_config
+
+from neuroenc.data.repeats import StimulusHasher, repeat_groups, session_repeat_scores, trial_stimulus
 from neuroenc.data.sessions import open_sessions, write_session
 from neuroenc.data.synthetic import SimulationParams, ensure_simulated, simulate_session
-from neuroenc.repeats import StimulusHasher, repeat_groups, session_repeat_scores, trial_stimulus
 
 REPEATED = SimulationParams(num_sessions=1, neurons_min=12, neurons_max=12, trials_train=4, trials_val=3,
                             trials_test=1, trial_frames=120, height=12, width=16, repeats=6)
@@ -73,7 +73,7 @@ def test_trial_stimulus_that_is_not_a_mapping_of_trials_is_refused_naming_the_ke
 def repeated_run(tmp_path_factory, data_cache):
     """A MICRO run on simulated data whose val and test movies are shown 4 times, laid out as job 0
     of a sweep."""
-    from neuroenc.train import train
+    from neuroenc.training.run import train
 
     sweep = tmp_path_factory.mktemp("sweep")
     job = sweep / "0_repeats"
@@ -85,7 +85,7 @@ def repeated_run(tmp_path_factory, data_cache):
 
 
 def test_evaluate_reports_repeat_scores_per_neuron_next_to_bits_per_spike(repeated_run, tmp_path):
-    from neuroenc.evaluate import evaluate
+    from neuroenc.analysis.evaluate import evaluate
 
     _, metrics = repeated_run
     summary = evaluate(metrics["best_checkpoint"], tmp_path / "eval", accelerator="cpu")
@@ -102,8 +102,8 @@ def test_evaluate_reports_repeat_scores_per_neuron_next_to_bits_per_spike(repeat
 
 
 def test_sweep_report_shows_the_repeat_scores_of_each_config(repeated_run, tmp_path):
-    from neuroenc.evaluate import evaluate
-    from neuroenc.report import write_report
+    from neuroenc.analysis.evaluate import evaluate
+    from neuroenc.analysis.report import write_report
 
     sweep, metrics = repeated_run
     [row] = write_report(sweep)

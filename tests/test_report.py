@@ -1,4 +1,4 @@
-"""``neuroenc.report`` on fabricated job directories: the files training writes, with known numbers."""
+"""``neuroenc.analysis.report`` on fabricated job directories: the files training writes, with known numbers."""
 
 import csv
 import json
@@ -8,8 +8,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from neuroenc.intervals import paired_t_interval, stratified_bootstrap_interval
-from neuroenc.report import main, write_report
+from neuroenc.analysis.intervals import paired_t_interval, stratified_bootstrap_interval
+from neuroenc.analysis.report import main, write_report
 
 
 def fake_job(sweep, num, overrides, data_seed, per_neuron, best, **metrics):

@@ -4,10 +4,10 @@ import json
 import subprocess
 
 import torch
+from conftest import MICRO_RUN, ROOT, compose_config
 from omegaconf import OmegaConf
 
-from conftest import MICRO_RUN, ROOT, compose_config
-from neuroenc.train import train
+from neuroenc.training.run import train
 
 
 def test_same_config_and_seed_give_identical_val_bps_on_cpu(micro_run, tmp_path):

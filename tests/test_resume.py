@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import MICRO, compose_config, run_cli
-from neuroenc.build import build_encoder_without_data
-from neuroenc.checkpointing import AtomicCheckpointIO
+
+from neuroenc.config.validate import ConfigError
 from neuroenc.data.windows import ResumableLoader, SessionBatchSampler
-from neuroenc.module import EncoderModule
-from neuroenc.resume import find_run, search_root
-from neuroenc.validate import ConfigError
+from neuroenc.training.build import build_encoder_without_data
+from neuroenc.training.checkpointing import AtomicCheckpointIO
+from neuroenc.training.module import EncoderModule
+from neuroenc.training.resume import find_run, search_root
 
 STEPS_PER_EPOCH = 6  # MICRO: 2 sessions x 6 trials x 4 windows / batches of 8 (one session per batch)
 ARGS = [*MICRO, "trainer.max_epochs=2", "checkpoint.every_n_train_steps=2", "checkpoint.every_n_minutes=null",
@@ -153,7 +153,7 @@ def test_kill_during_checkpoint_save_leaves_the_previous_checkpoint_usable(tmp_p
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"global_step": 7, "weights": torch.arange(1000.0)}, path)
     code = ("import sys, torch; sys.path.insert(0, sys.argv[2]); from test_resume import _KillWhilePickled; "
-            "from neuroenc.checkpointing import AtomicCheckpointIO; "
+            "from neuroenc.training.checkpointing import AtomicCheckpointIO; "
             "AtomicCheckpointIO().save_checkpoint({'weights': torch.zeros(10**6), 'then': _KillWhilePickled()}, "
             "sys.argv[1])")
     r = subprocess.run([sys.executable, "-c", code, str(path), str(Path(__file__).parent)], capture_output=True,

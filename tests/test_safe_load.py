@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import MICRO_RUN, compose_config, run_cli
 
 import neuroenc
-from conftest import MICRO_RUN, compose_config, run_cli
-from neuroenc.loading import UnsafeCheckpointError, read_checkpoint
-from neuroenc.resume import checkpoint_to_continue
+from neuroenc.training.loading import UnsafeCheckpointError, read_checkpoint
+from neuroenc.training.resume import checkpoint_to_continue
 
 
 class RunsAShellCommand:

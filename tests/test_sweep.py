@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_DATA, TINY_MODEL, run_cli
-from neuroenc.evaluate import evaluate
-from neuroenc.report import write_report
+
+from neuroenc.analysis.evaluate import evaluate
+from neuroenc.analysis.report import write_report
 
 FAST = [*TINY_DATA, *TINY_MODEL, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
         "trainer.enable_progress_bar=false", "eval_init=false"]

@@ -9,12 +9,12 @@ values fail there); nothing may be trained or written. ``pytest tests/test_valid
 from dataclasses import dataclass, field
 
 import pytest
+from conftest import MICRO_DATA, MICRO_MODEL, compose_config, run_cli
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
-from conftest import MICRO_DATA, MICRO_MODEL, compose_config, run_cli
-from neuroenc.train import train
-from neuroenc.validate import ConfigError
+from neuroenc.config.validate import ConfigError
+from neuroenc.training.run import train
 
 VIVIT = ["convnet=vivit", "convnet.embedding_dim=16", "convnet.num_heads=2", "convnet.ff_dim=32",
          "convnet.tokenizer.stride=[4,4,4]"]

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroenc.compose import compose_config
+from neuroenc.config.compose import compose_config
+from neuroenc.config.validate import check
 from neuroenc.data.sessions import SessionWriter
 from neuroenc.data.synthetic import BEHAVIOR_NAMES
-from neuroenc.validate import check
 
 MIB = 1 << 20
 
@@ -133,7 +133,7 @@ def batch_bytes(batch: dict) -> int:
 
 def measure(cfg, workers: int, seconds: float, cold: bool) -> dict:
     """Time the training loader with ``workers`` workers for about ``seconds`` (whole epochs repeat)."""
-    from neuroenc.build import build_datamodule
+    from neuroenc.training.build import build_datamodule
 
     cfg.data.num_workers = workers
     dm = build_datamodule(cfg)
@@ -175,7 +175,7 @@ def run(args) -> dict:
         generate(root, sessions=args.sessions, frames=args.frames, neurons=args.neurons,
                  trial_frames=args.trial_frames, height=args.height, width=args.width, seed=int(cfg.seed))
         gen_s = time.perf_counter() - t0
-        from neuroenc.build import build_datamodule
+        from neuroenc.training.build import build_datamodule
 
         timings = {}
         for what in ("first", "cached"):  # first: content checks and statistics; then from stats.json
@@ -221,7 +221,8 @@ def report(r: dict) -> None:
         table.add_column(col, justify="right")
     for x in r["loader"]:
         table.add_row(str(x["workers"]), f"{x['windows_per_s']:.0f}", f"{x['mb_per_s']:.0f}",
-                      f"{x['read_mb_per_s']:.1f}", f"{x['first_batch_s']:.2f}", f"{x['peak_rss_main_mib']:.0f} / {x['peak_pss_total_mib']:.0f}")
+                      f"{x['read_mb_per_s']:.1f}", f"{x['first_batch_s']:.2f}",
+                      f"{x['peak_rss_main_mib']:.0f} / {x['peak_pss_total_mib']:.0f}")
     console = Console()
     console.print(table)
     console.print(f"generation {r['generate_s']:.1f} s; opening: first {r['open_first_s']:.1f} s (checks + training "

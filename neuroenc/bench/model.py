@@ -32,10 +32,10 @@ from omegaconf.errors import OmegaConfBaseException
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from neuroenc import atomic
-from neuroenc.build import apply_speed_options, build_encoder_without_data, parse_input_shape
-from neuroenc.compose import compose_config, presets
-from neuroenc.module import poisson_loss
-from neuroenc.validate import ConfigError
+from neuroenc.config.compose import compose_config, presets
+from neuroenc.config.validate import ConfigError
+from neuroenc.training.build import apply_speed_options, build_encoder_without_data, parse_input_shape
+from neuroenc.training.module import poisson_loss
 
 # dense bf16 tensor-core peaks (no sparsity), TFLOP/s, by a substring of torch.cuda.get_device_name().
 # Not Lightning's get_available_flops: it finds no GPU named plain 'NVIDIA H200', quotes sparse peaks for H200/H100 NVL

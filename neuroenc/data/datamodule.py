@@ -13,9 +13,7 @@ from torch.utils.data import DataLoader
 from neuroenc.data.receptive_fields import session_centers
 from neuroenc.data.sessions import Session, SessionFormatError, open_sessions
 from neuroenc.data.synthetic import SimulationParams, ensure_simulated
-from neuroenc.data.windows import (ResumableLoader, SessionBatchSampler, WindowDataset, build_windows,
-                                   collate_windows)
-
+from neuroenc.data.windows import ResumableLoader, SessionBatchSampler, WindowDataset, build_windows, collate_windows
 
 NORMALIZATION_KEYS = ("stim_mean", "stim_std", "behavior_mean", "behavior_std")
 

@@ -40,16 +40,16 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections import Counter
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from neuroenc import atomic
+from neuroenc.data.repeats import StimulusHasher
 from neuroenc.data.sessions import SessionWriter, open_session
-from neuroenc.repeats import StimulusHasher
 
 SPLIT_NAMES = ("train", "val", "test")
 _TIME_TOLERANCE = 1e-3  # of a frame: timestamps written as start + k / rate land on their frame

@@ -41,8 +41,8 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from neuroenc import atomic
+from neuroenc.data.repeats import StimulusHasher
 from neuroenc.data.sessions import SessionWriter, link_problem, npy_problem, open_session, read_npy_header
-from neuroenc.repeats import StimulusHasher
 
 FRAME_RATE = 30.0  # Hz, the rate at which Sensorium 2023 videos and responses are sampled
 BEHAVIOR_NAMES = ["pupil_dilation", "running_speed", "pupil_x", "pupil_y"]
@@ -295,7 +295,7 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
         }
         stimulus = videos.trial_stimulus()
         if stimulus:
-            provenance["trial_stimulus"] = "trials with identical frames (neuroenc.repeats.StimulusHasher)"
+            provenance["trial_stimulus"] = "trials with identical frames (neuroenc.data.repeats.StimulusHasher)"
         w.finish(session_id=mouse.session_id, frame_rate=FRAME_RATE, splits=splits, neuron_ids=mouse.unit_ids,
                  neuron_coordinates=mouse.coordinates, provenance=provenance,
                  extra_meta={"trial_stimulus": stimulus} if stimulus else None)

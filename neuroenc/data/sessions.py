@@ -438,7 +438,7 @@ def _scan(s: Session) -> tuple[dict, dict]:
             checks["robs_negative"] += int(neg.sum())
         if not tr.any():
             continue
-        pick = (lambda a: a) if tr.all() else (lambda a: a[tr])  # noqa: E731 (most chunks are all-train)
+        pick = (lambda a: a) if tr.all() else (lambda a: a[tr])  # noqa: B023 (used in this iteration; most chunks are all-train)
         x = pick(stim)
         if x.dtype == np.uint8:  # a histogram gives exact sums at a fraction of the float64 cost
             hist = np.bincount(x.ravel(), minlength=256).astype(np.float64)

@@ -43,7 +43,7 @@ MICROSACCADE_CORRECTION = 0.75  # each microsaccade undoes this fraction of the 
 @dataclass
 class SimulationParams:
     """The simulated V1's parameters and their defaults (mouse V1 at 30 Hz); the config's
-    ``data.simulation`` (``neuroenc.schema.SimulationConfig``) is these, seeded by the run's seed."""
+    ``data.simulation`` (``neuroenc.config.schema.SimulationConfig``) is these, seeded by the run's seed."""
 
     seed: int = 0
     num_sessions: int = 3
@@ -247,7 +247,7 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
 
     neurons = []
     filters_even, filters_odd = [], []
-    for i in range(n):
+    for _ in range(n):
         sigma = float(np.exp(rng.uniform(np.log(p.rf_sigma_min_px), np.log(min(p.rf_sigma_max_px, min(H, W) / 6)))))
         mx, my = min(2 + sigma, W / 2 - 1), min(2 + sigma, H / 2 - 1)  # keep RFs off the edges
         x0 = float(rng.uniform(mx, W - 1 - mx))

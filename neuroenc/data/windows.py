@@ -123,7 +123,7 @@ class ResumableLoader(DataLoader):
     "epoch e, all served": Lightning may take the first iterator it makes after a restore for the
     *next* epoch (it sets the sampler's epoch only after that iterator exists), and a leftover
     "skip every batch" would then empty that epoch. Where a restore continues is decided in
-    :mod:`neuroenc.checkpointing` (the resume rule); this is the loader's half of it.
+    :mod:`neuroenc.training.checkpointing` (the resume rule); this is the loader's half of it.
     """
 
     def __init__(self, dataset, batch_sampler: SessionBatchSampler, **kwargs):

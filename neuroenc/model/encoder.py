@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuroenc.model.geometry import FeatureGrid
+from neuroenc.model.protocols import check_parts
 
 
 def step_ends(convnet: nn.Module, t: int) -> torch.Tensor:
@@ -66,6 +67,7 @@ class Encoder(nn.Module):
                  readouts: dict[str, nn.Module], shifter: nn.Module | None = None,
                  frame_shape: tuple[int, int] | None = None):
         super().__init__()
+        check_parts(frontend, convnet, modulator, readouts)
         self.frontend = frontend
         self.convnet = convnet
         self.modulator = modulator

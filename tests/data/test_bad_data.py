@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import MICRO_MODEL, compose_config
+from test_sensorium import ALLOC, TIERS, fabricate_sensorium
+
 from neuroenc.data.sensorium import SensoriumFormatError, convert
 from neuroenc.data.sessions import SessionFormatError, write_session
-from test_sensorium import ALLOC, TIERS, fabricate_sensorium
 
 T, N = 120, 5
 
@@ -85,7 +85,7 @@ SESSION_CASES = [
 
 @pytest.mark.parametrize("case,damage,message", SESSION_CASES, ids=[c[0] for c in SESSION_CASES])
 def test_a_damaged_session_is_rejected_before_training_naming_file_and_problem(tmp_path, case, damage, message):
-    from neuroenc.train import train
+    from neuroenc.training.run import train
 
     root = tmp_path / "sessions"
     session(root / "a", "a")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from neuroenc.data.nwb import NWBImportError, Options, convert
+from neuroenc.data.repeats import repeat_groups
 from neuroenc.data.sessions import open_sessions
 from neuroenc.data.synthetic import SimulationParams, simulate_session
-from neuroenc.repeats import repeat_groups
 
 pynwb = pytest.importorskip("pynwb")
 from pynwb import NWBHDF5IO, NWBFile, TimeSeries  # noqa: E402

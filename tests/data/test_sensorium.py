@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL, compose_config, run_cli
+
 from neuroenc.data.sensorium import BEHAVIOR_NAMES, SensoriumFormatError, convert
 from neuroenc.data.sessions import open_sessions
 
@@ -35,7 +35,7 @@ def fabricate_sensorium(root: Path, n_mice: int = 2, seed: int = 0) -> Path:
         for t, length in enumerate(lengths):
             def padded(rows, values):
                 a = np.full((*rows, ALLOC), np.nan, np.float32)
-                a[..., :length] = values
+                a[..., :length] = values  # noqa: B023 (called in this iteration)
                 return a
 
             np.save(folder / "data" / "videos" / f"{t}.npy", padded((36, 64), rng.integers(0, 256, (36, 64, length))))
@@ -93,7 +93,7 @@ def test_tiers_become_splits_padding_is_dropped_and_responses_are_clipped(src, t
 
 
 def test_converted_sessions_train_a_step(src, tmp_path):
-    from neuroenc.train import train
+    from neuroenc.training.run import train
 
     quiet_convert(src, tmp_path / "sessions")
     cfg = compose_config(["data=sessions", f"data.root={tmp_path / 'sessions'}", "data.window=16", "data.burn_in=4",

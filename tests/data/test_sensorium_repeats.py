@@ -5,11 +5,11 @@ import shutil
 
 import numpy as np
 import pytest
+from test_sensorium import fabricate_sensorium
 
+from neuroenc.data.repeats import repeat_groups, session_repeat_scores
 from neuroenc.data.sensorium import convert
 from neuroenc.data.sessions import open_sessions
-from neuroenc.repeats import repeat_groups, session_repeat_scores
-from test_sensorium import fabricate_sensorium
 
 
 def test_oracle_trials_with_one_video_are_recorded_as_repeats(tmp_path):

@@ -5,13 +5,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import compose_config
 from omegaconf import OmegaConf
 
-from conftest import compose_config
-from neuroenc.build import build_datamodule
+from neuroenc.config.validate import check
 from neuroenc.data.sessions import open_sessions
-from neuroenc.data.synthetic import SimulationParams, biphasic_kernel, ensure_simulated, pink_noise_movie, simulate_session
-from neuroenc.validate import check
+from neuroenc.data.synthetic import (
+    SimulationParams,
+    biphasic_kernel,
+    ensure_simulated,
+    pink_noise_movie,
+    simulate_session,
+)
+from neuroenc.training.build import build_datamodule
 
 SMALL = SimulationParams(num_sessions=2, neurons_min=5, neurons_max=9, trials_train=3, trials_val=1,
                          trials_test=1, trial_frames=60, height=12, width=16)

@@ -1,7 +1,7 @@
 """The model's parts with the arguments these tests leave out set as they always have been.
 
 The constructors take every configured argument without a default (the defaults live in
-``neuroenc.schema``); a test names only what it is about.
+``neuroenc.config.schema``); a test names only what it is about.
 """
 
 from functools import partial

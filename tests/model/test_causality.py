@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from parts import ConvGRUModulator, GaussianReadout, Hybrid, LearnableTemporalFrontend, MLPShifter, ViViT
 
 from neuroenc.model.convnet.resnet import ResNet
 from neuroenc.model.encoder import Encoder, step_ends
 from neuroenc.model.frontend import PixelFrontend
 from neuroenc.model.modulator import NoModulator
-from parts import ConvGRUModulator, GaussianReadout, Hybrid, LearnableTemporalFrontend, MLPShifter, ViViT
 
 T, H, W, NB = 24, 12, 20, 4
 STAGES = [

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from parts import ConvGRUModulator, GaussianReadout, LearnableTemporalFrontend
 
 from neuroenc.model.convnet.resnet import ResidualStage, ResNet
 from neuroenc.model.frontend import PixelFrontend, gaussian_derivative_bank
 from neuroenc.model.modulator import NoModulator
-from parts import ConvGRUModulator, GaussianReadout, LearnableTemporalFrontend
 
 
 def test_frontend_shapes():

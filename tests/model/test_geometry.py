@@ -3,13 +3,13 @@ pixel drove, for every core's strides, kernels, padding and pooling."""
 
 import pytest
 import torch
+from parts import GaussianReadout, Hybrid, TubeletTokenizer
 
 from neuroenc.model.convnet.resnet import ResNet
 from neuroenc.model.encoder import Encoder
 from neuroenc.model.frontend import PixelFrontend
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.modulator import NoModulator
-from parts import GaussianReadout, Hybrid, TubeletTokenizer
 
 H, W, T = 36, 64, 4
 RESNET_STAGES = {
@@ -25,7 +25,7 @@ def symmetric(module: torch.nn.Module) -> torch.nn.Module:
     """Positive constant kernels: every output cell then weighs its input symmetrically about its
     centre, so the centroid of its input gradient is where the cell sits."""
     with torch.no_grad():
-        for name, p in module.named_parameters():
+        for _name, p in module.named_parameters():
             if p.dim() >= 2:
                 p.fill_(0.05)
     return module.eval()

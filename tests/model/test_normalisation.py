@@ -3,10 +3,10 @@ contrast) and stays causal in training, where it uses batch statistics."""
 
 import pytest
 import torch
+from parts import Hybrid, ViViT
 
 from neuroenc.model.convnet.resnet import ResNet
 from neuroenc.model.layers import FrameBatchNorm
-from parts import Hybrid, ViViT
 
 STAGES = [{"out_channels": 6, "kernel_size": [3, 3, 3], "stride": 2},
           {"out_channels": 6, "kernel_size": [3, 3, 3], "stride": 2, "pool": "aablur"}]

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from parts import GaussianReadout, MLPShifter
 
 from neuroenc.model.convnet.resnet import ResNet
 from neuroenc.model.encoder import Encoder
 from neuroenc.model.frontend import PixelFrontend
 from neuroenc.model.modulator import NoModulator
-from parts import GaussianReadout, MLPShifter
 
 H, W = 16, 24
 CELLS = torch.tensor([[6.0, 5.0], [12.0, 8.0], [17.0, 10.0], [9.0, 11.0], [15.0, 6.0], [7.0, 9.0]])  # (x, y) px

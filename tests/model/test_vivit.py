@@ -3,16 +3,16 @@ token dropout, and config errors that name the key."""
 
 import pytest
 import torch
-
 from conftest import compose_config
-from neuroenc.build import build_encoder
+from parts import GaussianReadout, Hybrid, TubeletTokenizer, ViViT
+
+from neuroenc.config.validate import ConfigError, check
 from neuroenc.data.datamodule import DatasetInfo
 from neuroenc.model.convnet.vivit import TokenDropout
 from neuroenc.model.encoder import Encoder
 from neuroenc.model.frontend import PixelFrontend
 from neuroenc.model.modulator import NoModulator
-from neuroenc.validate import ConfigError, check
-from parts import GaussianReadout, Hybrid, TubeletTokenizer, ViViT
+from neuroenc.training.build import build_encoder
 
 SMALL = dict(embedding_dim=16, num_heads=2, ff_dim=32, num_spatial_blocks=1, num_temporal_blocks=1)
 

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from neuroenc.model.convnet.resnet import ResNet
-from neuroenc.model.convnet.transformer import (CausalTemporalBlocks, check_block_args, drop_path_rates,
-                                                resolve_head_dim)
+from neuroenc.model.convnet.transformer import CausalTemporalBlocks, check_block_args, drop_path_rates, resolve_head_dim
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.layers import FrameBatchNorm
 
@@ -18,7 +17,8 @@ class Hybrid(nn.Module):
     The causal ResNet ``stages`` keep spatial detail (``H', W'`` and ``T'``, with ``step_ends``,
     as the ResNet gives them); a 1x1 projection to ``embedding_dim`` (when the channels differ); then
     ``num_temporal_blocks`` causal attention blocks over all frames of the window at each spatial
-    position, and a (contrast-keeping, causal) :class:`FrameBatchNorm`. Step i's features depend on frames <= ``step_ends(T)[i]`` only.
+    position, and a (contrast-keeping, causal) :class:`FrameBatchNorm`. Step i's features
+    depend on frames <= ``step_ends(T)[i]`` only.
     """
 
     def __init__(self, in_channels: int, stages: list, embedding_dim: int, num_temporal_blocks: int, num_heads: int,

@@ -94,7 +94,7 @@ class ResidualStage(nn.Module):
 @dataclass
 class StageSpec:
     """One :class:`ResidualStage` of a :class:`ResNet`; the config's ``convnet.stages`` entries
-    (``neuroenc.schema.StageConfig``) are these."""
+    (``neuroenc.config.schema.StageConfig``) are these."""
 
     out_channels: int
     kernel_size: List[int] = field(default_factory=lambda: [3, 3, 3])  # (t, h, w)

@@ -8,8 +8,14 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from neuroenc.model.convnet.transformer import (BlockStack, CausalTemporalBlocks, check_block_args, drop_path_rates,
-                                                resolve_head_dim, sincos_2d)
+from neuroenc.model.convnet.transformer import (
+    BlockStack,
+    CausalTemporalBlocks,
+    check_block_args,
+    drop_path_rates,
+    resolve_head_dim,
+    sincos_2d,
+)
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.layers import FrameBatchNorm
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from neuroenc import atomic
-from neuroenc.validate import ConfigError
+from neuroenc.config.validate import ConfigError
 
 LAST = Path("checkpoints") / "last.ckpt"
 
@@ -84,9 +84,9 @@ def checkpoint_to_continue(cfg, run_dir: Path) -> Path | None:
     """``run_dir/checkpoints/last.ckpt`` when ``cfg.resume`` asks to continue, after checking that
     it was written with this config (apart from :data:`NEUTRAL_KEYS`); None for a new run.
 
-    The check reads the file with :func:`~neuroenc.loading.read_checkpoint` (no code runs), so a
+    The check reads the file with :func:`~neuroenc.training.loading.read_checkpoint` (no code runs), so a
     checkpoint with pickled objects is refused before Lightning's own loader opens it."""
-    from neuroenc.loading import config_differences, read_checkpoint
+    from neuroenc.training.loading import config_differences, read_checkpoint
 
     if not requested(cfg.resume):
         return None

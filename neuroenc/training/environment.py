@@ -23,7 +23,7 @@ from neuroenc import atomic
 
 PACKAGES = ("neuroenc", "torch", "torchvision", "lightning", "torchmetrics", "hydra-core", "omegaconf", "numpy",
             "timm", "einops", "wandb", "matplotlib")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _git(*args: str) -> str | None:

@@ -3,7 +3,7 @@
 The one place that locates the config directory: the Hydra apps (``config_path=CONF_DIR``), the
 inspector, the benchmarks and the tests all compose through here. The groups and options listed
 are the YAML files under ``conf/``; the structured-config schemas live in Hydra's ConfigStore under
-``schema/<group>`` (:func:`neuroenc.schema.register`), so they are never offered as options.
+``schema/<group>`` (:func:`neuroenc.config.schema.register`), so they are never offered as options.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # groups of conf/ a user does not pick an option from on the command line
 NOT_CHOSEN = ("hydra",)
 
 
 def register() -> None:
     """The schemas and every resolver a composed config or ``--help`` uses (idempotent)."""
-    from neuroenc.job_names import register_resolver
-    from neuroenc.schema import register as register_schemas
+    from neuroenc.config.schema import register as register_schemas
+    from neuroenc.training.job_names import register_resolver
 
     register_schemas()
     register_resolver()

@@ -11,12 +11,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from neuroenc.config.validate import ConfigError, check
 from neuroenc.data.datamodule import DatasetInfo, SessionDataModule, SyntheticDataModule
 from neuroenc.data.synthetic import BEHAVIOR_NAMES
 from neuroenc.model.encoder import Encoder
-from neuroenc.module import EncoderModule
-from neuroenc.validate import ConfigError, check
-
+from neuroenc.training.module import EncoderModule
 
 _ABSENT = object()
 

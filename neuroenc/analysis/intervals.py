@@ -1,6 +1,6 @@
 """95% intervals for a paired difference B - A, and what they let the report say.
 
-Two intervals, for two questions (the sweep report prints both, :mod:`neuroenc.report`):
+Two intervals, for two questions (the sweep report prints both, :mod:`neuroenc.analysis.report`):
 
 - :func:`paired_t_interval`: the differences of jobs paired by data and seed, one value per pair,
   treated as a sample of what training B instead of A gives. Its width includes training noise

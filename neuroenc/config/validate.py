@@ -2,7 +2,7 @@
 
 Types, unknown keys and missing values are caught by the structured-config schemas when Hydra
 composes; impossible values of one part's arguments by that part's constructor, whose message
-``neuroenc.build`` puts on the config key. What is left here spans groups or has no constructor
+``neuroenc.training.build`` puts on the config key. What is left here spans groups or has no constructor
 of its own to check it. Each message names the key.
 """
 

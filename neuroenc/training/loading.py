@@ -2,7 +2,7 @@
 
 A checkpoint carries what is needed to rebuild its model without the data: the resolved
 config, the session ids and the data shapes (``checkpoint["neuroenc"]``, written by
-:class:`~neuroenc.module.EncoderModule`).
+:class:`~neuroenc.training.module.EncoderModule`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from neuroenc.build import build_encoder
+from neuroenc.analysis.predict import attach as attach_predict
 from neuroenc.data.datamodule import DatasetInfo
 from neuroenc.model.encoder import Encoder
-from neuroenc.predict import attach as attach_predict
+from neuroenc.training.build import build_encoder
 
 # the config groups that decide the model's parameters; everything else (data source, trainer,
 # optimiser, logging) may differ between a checkpoint and the config it is used with
@@ -140,7 +140,7 @@ def load(path, config=None, map_location="cpu") -> Encoder:
     Predict with ``model(stim (B, C, T, H, W), behavior (B, T, n_behavior), session_id)`` ->
     rates ``(B, T, N)``, inputs normalised as in training (``WindowDataset``), or on raw inputs
     with ``model.predict(stim (T, H, W) or (B, T, H, W), behavior, session_id)`` -> ``(T, N)`` or
-    ``(B, T, N)``, NaN in the burn-in (:func:`neuroenc.predict.predict`).
+    ``(B, T, N)``, NaN in the burn-in (:func:`neuroenc.analysis.predict.predict`).
     With ``config`` (a composed config), raises :class:`ConfigMismatchError` listing every key of
     the model groups (frontend, convnet, modulator, readout) where it differs from the checkpoint's.
     """

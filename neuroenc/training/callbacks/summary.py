@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 
 from neuroenc import atomic
-from neuroenc.module import per_session_scores
+from neuroenc.training.module import per_session_scores
 
 
 class RunSummary(L.Callback):
@@ -68,7 +68,7 @@ class RunSummary(L.Callback):
 
     def write(self, trainer, module, checkpoint_cb, status: str = "finished", error: str | None = None,
               health: dict | None = None) -> dict:
-        """Write ``metrics.json``; ``health`` (see :mod:`neuroenc.health`) goes in beside the scores."""
+        """Write ``metrics.json``; ``health`` (see :mod:`neuroenc.analysis.health`) goes in beside the scores."""
         best = max(self.history, key=lambda r: r["val_bps_overall"]) if self.history else None
         timed_steps = self._before["step_count"] + len(self.step_times)
         final = self.history[-1] if self.history else None
@@ -78,7 +78,7 @@ class RunSummary(L.Callback):
             "final_val_bps_overall": final and final["val_bps_overall"],
             "best_epoch": best and best["epoch"],
             "best_val_bps_neuron_mean": best and best["val_bps_neuron_mean"],
-            # the seed's definition (neuroenc.metrics.neuron_mean_clamped_bps); .get: histories of
+            # the seed's definition (neuroenc.training.metrics.neuron_mean_clamped_bps); .get: histories of
             # runs resumed from checkpoints written before it existed lack it
             "best_val_bps_neuron_mean_clamped": best and best.get("val_bps_neuron_mean_clamped"),
             # rows are what validation logged (from checkpoints too, when resumed): keys, not results

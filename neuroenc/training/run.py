@@ -12,16 +12,18 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from neuroenc import atomic, environment, health
-from neuroenc.build import build_datamodule, build_module
-from neuroenc.ddp import launch_ranks_per_job
-from neuroenc.loading import read_checkpoint
-from neuroenc.loggers import build_loggers, finish_loggers
-from neuroenc.per_neuron import BestPerNeuron
-from neuroenc.checkpointing import AtomicCheckpointIO, checkpoint_callbacks
-from neuroenc.resume import checkpoint_to_continue
-from neuroenc.summary import RunSummary
-from neuroenc.validate import check
+from neuroenc import atomic
+from neuroenc.analysis import health
+from neuroenc.config.validate import check
+from neuroenc.training import environment
+from neuroenc.training.build import build_datamodule, build_module
+from neuroenc.training.callbacks.per_neuron import BestPerNeuron
+from neuroenc.training.callbacks.summary import RunSummary
+from neuroenc.training.checkpointing import AtomicCheckpointIO, checkpoint_callbacks
+from neuroenc.training.ddp import launch_ranks_per_job
+from neuroenc.training.loading import read_checkpoint
+from neuroenc.training.loggers import build_loggers, finish_loggers
+from neuroenc.training.resume import checkpoint_to_continue
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
@@ -79,7 +81,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
 def health_figures(cfg: DictConfig, module, datamodule, checkpoint) -> dict:
     """The best checkpoint's stimulus-shuffled val score and, on simulated data, the behaviour-only
-    score (:mod:`neuroenc.health`); the module is left holding the best weights."""
+    score (:mod:`neuroenc.analysis.health`); the module is left holding the best weights."""
     if checkpoint.best_model_path:
         module.load_state_dict(read_checkpoint(checkpoint.best_model_path, map_location=module.device)["state_dict"])
     return {"val_bps_stimulus_shuffled": health.stimulus_shuffled_score(module, datamodule, cfg.seed),

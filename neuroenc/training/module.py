@@ -10,9 +10,9 @@ import lightning as L
 import numpy as np
 import torch
 
-from neuroenc.health import rf_distances_px
-from neuroenc.metrics import BitsPerSpike, BitsPerSpikeResult, poisson_loss
+from neuroenc.analysis.health import rf_distances_px
 from neuroenc.model.encoder import Encoder
+from neuroenc.training.metrics import BitsPerSpike, BitsPerSpikeResult, poisson_loss
 
 SESSION_PREFIX = "val_bps/"
 
@@ -70,7 +70,7 @@ class EncoderModule(L.LightningModule):
     :class:`NonFiniteLossError` before the optimizer step, so no checkpoint holds its effect.
     ``config`` and ``data_info`` go into every checkpoint: :func:`neuroenc.load` rebuilds the model
     from them. After each validation, :attr:`last_validation` holds its scores; callbacks and
-    :mod:`neuroenc.evaluate` read them there.
+    :mod:`neuroenc.analysis.evaluate` read them there.
     """
 
     def __init__(self, encoder: Encoder, n_neurons: dict[str, int], optim: dict, has_oracle: bool = False,
@@ -136,7 +136,7 @@ class EncoderModule(L.LightningModule):
         self.val_bps.update(session, rates, batch["robs"], batch["mask"])
         if self.val_oracle is not None:
             self.val_oracle.update(session, batch["rates"], batch["robs"], batch["mask"])
-        return rates  # for callbacks that score more than bits per spike (neuroenc.evaluate)
+        return rates  # for callbacks that score more than bits per spike (neuroenc.analysis.evaluate)
 
     def on_validation_epoch_end(self) -> None:
         # result() scores the sums of all ranks (per neuron too): every rank gets the same scores

@@ -8,8 +8,8 @@ classes take these fields as arguments without defaults of their own. Two schema
 parameter records of their classes (``SimulationConfig`` is the simulator's ``SimulationParams``,
 ``StageConfig`` the ResNet's ``StageSpec``), whose defaults they keep. Fields map one to one onto
 constructor arguments of the ``_target_`` classes: nothing in a config is read-but-ignored.
-Constructors check their own arguments and name them; ``neuroenc.build`` adds the config path,
-and ``neuroenc.validate`` checks what spans several groups.
+Constructors check their own arguments and name them; ``neuroenc.training.build`` adds the config path,
+and ``neuroenc.config.validate`` checks what spans several groups.
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ class Config:
     # project's 2-core CPU, see docs/speed.md)
     channels_last: bool = False
     # continue a run from its checkpoints/last.ckpt: "true" finds the newest run with the same
-    # overrides (see neuroenc.resume), or give the run directory; null: start a new run
+    # overrides (see neuroenc.training.resume), or give the run directory; null: start a new run
     resume: Optional[str] = None
 
 

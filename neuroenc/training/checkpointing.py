@@ -23,8 +23,8 @@ the trigger is dropped: the run resumes from an earlier point, still exactly).
 
 The best checkpoint by ``val_bps_overall`` is written after validation too. Everything a
 resumed run needs to write the same ``metrics.json`` and ``per_neuron.csv`` is callback state
-inside every checkpoint (:class:`~neuroenc.summary.RunSummary`,
-:class:`~neuroenc.per_neuron.BestPerNeuron`).
+inside every checkpoint (:class:`~neuroenc.training.callbacks.summary.RunSummary`,
+:class:`~neuroenc.training.callbacks.per_neuron.BestPerNeuron`).
 """
 
 from __future__ import annotations
