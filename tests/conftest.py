@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from neuroenc.config.compose import CONF_DIR as CONF  # noqa: F401  (re-exported for the tests)
-from neuroenc.config.compose import compose_config  # noqa: F401  (the CLI's composition, re-exported)
+from neuroenc.config.compose import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -138,7 +138,7 @@ def score_repeats(model, sessions, split: str) -> tuple[dict[str, list], dict | 
             columns[f"{split}_{k}"] += r["scores"][k].tolist() if r else [math.nan] * s.n_neurons
             if r and "true_rates" in r:
                 truth[k] += r["true_rates"][k].tolist()
-    mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else None  # noqa: E731
+    mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else None
     pooled = {"videos": sum(r["videos"] for r in per_session if r), "trials": sum(r["trials"] for r in per_session if r),
               **{f"{k}_neuron_mean": mean(np.array(columns[f"{split}_{k}"])) for k in REPEAT_SCORES}}
     if any(truth.values()):  # simulated data: the repeat-averaged true rates as the prediction
@@ -228,7 +228,7 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
 
 
 def report(summary: dict) -> None:
-    fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"  # noqa: E731
+    fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
     table = Table(title=f"evaluation of {Path(summary['checkpoint']).name} (step {summary['global_step']})")
     table.add_column("split")
     for c in ("bits/spike", "neuron mean", "seed's (clamped)", "mean corr", "oracle"):

@@ -125,7 +125,7 @@ def behavior_only_rates(session) -> np.ndarray | None:
     if not neurons or "beta_running" not in neurons[0] or not {"running", "pupil"} <= set(names):
         return None
     beh = np.asarray(session.behavior, np.float64)
-    z = lambda v: (v - v.mean()) / v.std()  # noqa: E731  (over the whole session, as the simulator does)
+    z = lambda v: (v - v.mean()) / v.std()  # over the whole session, as the simulator does
     run, pupil = z(beh[:, names.index("running")]), z(beh[:, names.index("pupil")])
     beta = np.array([[n["beta_running"], n["beta_pupil"]] for n in neurons])
     gain = np.exp(run[:, None] * beta[:, 0] + pupil[:, None] * beta[:, 1])  # (T, N)

@@ -47,12 +47,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
+import matplotlib.pyplot as plt
+import yaml
 
-from neuroenc import atomic  # noqa: E402
-from neuroenc.analysis.health import USES_STIMULUS_RATIO, stimulus_warning  # noqa: E402
-from neuroenc.analysis.intervals import (  # noqa: E402
+from neuroenc import atomic
+from neuroenc.analysis.health import USES_STIMULUS_RATIO, stimulus_warning
+from neuroenc.analysis.intervals import (
     BOOTSTRAP_RESAMPLES,
     paired_t_interval,
     stratified_bootstrap_interval,

@@ -30,7 +30,7 @@ KERNEL_MS = 300.0
 def temporal_kernel(frame_rate: float) -> np.ndarray:
     """Weights of lags ``0 .. KERNEL_MS`` (index = lag in frames) of a generic V1 impulse response."""
     lag_ms = np.arange(int(KERNEL_MS * frame_rate / 1000) + 1) * 1000.0 / frame_rate
-    bump = lambda centre, width: np.exp(-0.5 * ((lag_ms - centre) / width) ** 2)  # noqa: E731
+    bump = lambda centre, width: np.exp(-0.5 * ((lag_ms - centre) / width) ** 2)
     return bump(75.0, 35.0) - 0.45 * bump(190.0, 45.0)
 
 
@@ -90,7 +90,7 @@ def estimate_centers(stim: np.ndarray, robs: np.ndarray, trial: np.ndarray, fram
     y = y - y.mean(0)
     zl, ze = _maps(features, y, (h, w))
     null_l, null_e = _maps(features, np.roll(y, t // 2, axis=0), (h, w))  # responses that follow no stimulus
-    excess = lambda z, null: (z.max(1) - null.max(1).mean()) / (null.max(1).std() + 1e-12)  # noqa: E731
+    excess = lambda z, null: (z.max(1) - null.max(1).mean()) / (null.max(1).std() + 1e-12)
     use_linear = excess(zl, null_l) >= excess(ze, null_e)
     return np.array([_refine(zl[i] if use_linear[i] else ze[i], (h, w)) for i in range(len(y.T))])
 

@@ -104,7 +104,7 @@ def session_id_of(folder: Path) -> str:
 
 def find_mice(src: Path) -> list[Path]:
     """``src`` itself if it is a mouse folder (``data/`` and ``meta/``), else its mouse subfolders."""
-    is_mouse = lambda d: (d / "data").is_dir() and (d / "meta").is_dir()  # noqa: E731
+    is_mouse = lambda d: (d / "data").is_dir() and (d / "meta").is_dir()
     if not src.is_dir():
         raise SensoriumFormatError(f"source {str(src)!r} does not exist or is not a directory")
     if is_mouse(src):
@@ -120,7 +120,7 @@ def find_mice(src: Path) -> list[Path]:
 
 def _load_meta(folder: Path, rel: str) -> np.ndarray:
     f = folder / rel
-    fail = lambda problem: SensoriumFormatError(f"mouse {folder.name!r}: {rel}: {problem} (in {folder})")  # noqa: E731
+    fail = lambda problem: SensoriumFormatError(f"mouse {folder.name!r}: {rel}: {problem} (in {folder})")
     if link_problem(f):
         raise fail(link_problem(f))
     if not f.exists():

@@ -461,7 +461,7 @@ def _scan(s: Session) -> tuple[dict, dict]:
         std = float(np.sqrt(max(acc["s2"] / max(acc["n"], 1) - mean**2, 0.0)))
         bmean = acc["b1"] / max(n_frames, 1)
         bstd = np.sqrt(np.maximum(acc["b2"] / max(n_frames, 1) - bmean**2, 0.0))
-    finite = lambda v: [float(x) if np.isfinite(x) else 0.0 for x in v]  # noqa: E731 (bad data: JSON-safe)
+    finite = lambda v: [float(x) if np.isfinite(x) else 0.0 for x in v]  # bad data: JSON-safe
     stats = {
         "train_frames": n_frames,
         "stim_mean": float(mean) if np.isfinite(mean) else 0.0,

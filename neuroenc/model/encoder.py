@@ -180,7 +180,7 @@ class Encoder(nn.Module):
         return self.read(self.steps(stim, behavior), behavior, session)
 
     def parameter_counts(self) -> dict[str, int]:
-        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        count = lambda m: sum(p.numel() for p in m.parameters())
         parts = {"frontend": self.frontend, "convnet": self.convnet, "modulator": self.modulator,
                  **({} if self.to_frames is None else {"to_frames": self.to_frames}),
                  **({} if self.shifter is None else {"shifter": self.shifter}), "readout": self.readouts}

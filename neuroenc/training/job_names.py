@@ -18,7 +18,7 @@ MAX_LEN = 150
 
 def job_name(task_overrides) -> str:
     parser = OverridesParser.create()
-    key = lambda o: (o.key_or_group, repr(o.value()))  # noqa: E731  (true == True, [1, 2] == [1,2])
+    key = lambda o: (o.key_or_group, repr(o.value()))  # true == True, [1, 2] == [1,2]
     cli = [a for a in sys.argv[1:] if not a.startswith("-")]
     try:
         fixed = {key(o) for o in parser.parse_overrides(cli) if not o.is_sweep_override()}

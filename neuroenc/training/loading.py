@@ -69,7 +69,7 @@ def config_differences(stored, given, only=None, ignore=()) -> list[str]:
             continue
         va, vb = a.get(key, missing), b.get(key, missing)
         if va != vb:
-            show = lambda v: "(absent)" if v is missing else repr(v)  # noqa: E731
+            show = lambda v: "(absent)" if v is missing else repr(v)
             out.append(f"{key}: checkpoint {show(va)}, config {show(vb)}")
     return out
 
@@ -77,7 +77,7 @@ def config_differences(stored, given, only=None, ignore=()) -> list[str]:
 # Python objects a neuroenc checkpoint holds beyond what ``torch.load(weights_only=True)`` accepts
 # by itself (tensors, dicts, lists, tuples, strings, numbers, None): none. Lightning's loop and
 # optimizer state, our callbacks' state and the config are all plain containers; a type added to
-# a checkpoint later must be named here, and tests/test_safe_load.py checks a trained run loads.
+# a checkpoint later must be named here, and tests/training/test_safe_load.py checks a trained run loads.
 SAFE_GLOBALS: tuple = ()
 
 

@@ -273,7 +273,7 @@ def repeat_scores(responses: list[np.ndarray], predictions: list[np.ndarray] | N
     if not responses:
         raise ValueError("repeat_scores: no repeated videos")
     n = responses[0].shape[-1]
-    z = lambda: np.zeros(n)  # noqa: E731
+    z = lambda: np.zeros(n)
     tot = dict(n=z(), s=z(), ss=z())  # all samples
     noise = dict(frames=z(), var=z())  # per frame variance over repeats
     oracle = dict(n=z(), sx=z(), sy=z(), sxx=z(), syy=z(), sxy=z())  # response vs leave-one-out mean

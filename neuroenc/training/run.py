@@ -91,7 +91,7 @@ def health_figures(cfg: DictConfig, module, datamodule, checkpoint) -> dict:
 def report(result: dict, run_dir: Path, loggers: list) -> None:
     console = Console()
     table = Table(title="neuroenc run", show_header=False)
-    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
     table.add_row("best val bits/spike", fmt(result["best_val_bps_overall"]) + f"  (epoch {result['best_epoch']})")
     table.add_row("seed's definition: session mean of neuron bps clamped at 0",
                   fmt(result.get("best_val_bps_neuron_mean_clamped")))

@@ -127,7 +127,7 @@ def test_spike_times_and_image_series_import_to_the_source_counts_frames_behavio
     np.testing.assert_allclose(s.behavior, sim["behavior"][:, [2, 3, 0, 1]], rtol=1e-5, atol=1e-6)
     assert s.meta["splits"] == sim["splits"] and s.frame_rate == RATE
     # repeats found from identical frames: the same trials per video as the simulator's
-    by_video = lambda m: sorted(sorted(int(t) for t in m if m[t] == v) for v in set(m.values()))  # noqa: E731
+    by_video = lambda m: sorted(sorted(int(t) for t in m if m[t] == v) for v in set(m.values()))
     want = {t: v for t, v in sim["extra_meta"]["trial_stimulus"].items()
             if list(sim["extra_meta"]["trial_stimulus"].values()).count(v) > 1}
     assert by_video(s.meta["trial_stimulus"]) == by_video(want)

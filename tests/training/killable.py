@@ -1,7 +1,7 @@
-"""Test-only: ``python tests/killable.py <overrides>`` runs ``python -m neuroenc <overrides>`` and, with
+"""Test-only: ``python tests/training/killable.py <overrides>`` runs ``python -m neuroenc <overrides>`` and, with
 ``NEUROENC_TEST_PAUSE_AT=<event>``, stops at that exact point of the run, writes
 ``$NEUROENC_TEST_PAUSE_FILE`` (JSON: event, pid, the global step of the last.ckpt on disk) and waits
-there to be killed. The kill itself is a real SIGKILL from the test (tests/test_kill_matrix.py),
+there to be killed. The kill itself is a real SIGKILL from the test (tests/training/test_kill_matrix.py),
 sent when the file appears: no sleeps decide where a run dies.
 
 Events:

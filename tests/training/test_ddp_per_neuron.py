@@ -35,6 +35,9 @@ def test_per_neuron_csv_of_a_two_rank_ddp_run_equals_a_single_process_evaluation
     worst = np.nanmax(np.abs(ddp_bps - one_bps))
     print(f"\n{len(ddp_bps)} neurons; per_neuron.csv (2 ranks) vs one process: largest difference {worst:.3g}; "
           f"first neurons {ddp_bps[:4].round(6).tolist()} vs {one_bps[:4].round(6).tolist()}")
-    # the same float64 sums added in another order: equal to rounding (found bit-identical). Rank
-    # 0's windows alone leave a session it never saw NaN and move the others' scores
-    np.testing.assert_allclose(ddp_bps, one_bps, rtol=0, atol=1e-9)  # NaN only where both are
+    # the same sums over the same windows, to float32 rounding: each DDP rank runs its forward on
+    # one thread and this evaluation on two, and float32 convolutions round differently with the
+    # thread count (seen: up to 1.4e-8 bits/spike; bit-identical on machines where they agree).
+    # Rank 0's windows alone would leave a session it never saw NaN and move the others' scores
+    # by the difference between window subsets, orders of magnitude above this tolerance
+    np.testing.assert_allclose(ddp_bps, one_bps, rtol=0, atol=1e-6)  # NaN only where both are

@@ -99,7 +99,7 @@ def _epoch_batches(sampler: SessionBatchSampler, epoch: int) -> list[list[int]]:
 
 def test_loader_state_continues_an_epoch_in_the_same_order_after_the_batches_seen():
     sessions = np.repeat([0, 1, 2], [20, 13, 7])
-    make = lambda: ResumableLoader(list(range(40)), SessionBatchSampler(sessions, 4, shuffle=True, seed=1))  # noqa: E731
+    make = lambda: ResumableLoader(list(range(40)), SessionBatchSampler(sessions, 4, shuffle=True, seed=1))
     loader = make()
     loader.batch_sampler.set_epoch(3)
     it = iter(loader)
@@ -152,11 +152,12 @@ class _KillWhilePickled:
 def test_kill_during_checkpoint_save_leaves_the_previous_checkpoint_usable(tmp_path):
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"global_step": 7, "weights": torch.arange(1000.0)}, path)
-    code = ("import sys, torch; sys.path.insert(0, sys.argv[2]); from test_resume import _KillWhilePickled; "
+    code = ("import sys, torch; sys.path[:0] = sys.argv[2:]; from test_resume import _KillWhilePickled; "
             "from neuroenc.training.checkpointing import AtomicCheckpointIO; "
             "AtomicCheckpointIO().save_checkpoint({'weights': torch.zeros(10**6), 'then': _KillWhilePickled()}, "
             "sys.argv[1])")
-    r = subprocess.run([sys.executable, "-c", code, str(path), str(Path(__file__).parent)], capture_output=True,
+    here = Path(__file__).parent  # and conftest, one up
+    r = subprocess.run([sys.executable, "-c", code, str(path), str(here), str(here.parent)], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
     assert list(tmp_path.glob(".last.ckpt.tmp-*")), "the kill did not happen while writing"

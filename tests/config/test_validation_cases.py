@@ -2,7 +2,7 @@
 
 Each case goes the way a run goes: Hydra composes the config (unknown keys, wrong types and
 unknown options fail there), then ``train`` checks it and builds data and model (impossible
-values fail there); nothing may be trained or written. ``pytest tests/test_validation_cases.py
+values fail there); nothing may be trained or written. ``pytest tests/config/test_validation_cases.py
 -rP`` prints every message.
 """
 

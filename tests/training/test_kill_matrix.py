@@ -4,7 +4,7 @@ the metrics.json write, between metrics.json and per_neuron.csv) and repeated wi
 ``resume=true`` ends with the metrics.json and per_neuron.csv of a run never interrupted, exactly,
 on the CPU; also when the resumed run is killed again.
 
-Where a run dies is chosen by events, not sleeps: tests/killable.py stops the run at the event
+Where a run dies is chosen by events, not sleeps: tests/training/killable.py stops the run at the event
 and writes a file; the test sends SIGKILL when the file appears.
 """
 
@@ -24,7 +24,7 @@ STEPS_PER_EPOCH = 6  # MICRO: 2 sessions x 6 trials x 4 windows / batches of 8 (
 EPOCHS = 3
 ARGS = [*MICRO, f"trainer.max_epochs={EPOCHS}", "checkpoint.every_n_train_steps=2", "checkpoint.every_n_minutes=null",
         "optim.warmup_steps=2", "seed=7", "logger.csv=null"]
-# (where the first process dies, where its resumed run dies again or None); see tests/killable.py
+# (where the first process dies, where its resumed run dies again or None); see tests/training/killable.py
 KILL_POINTS = [
     ("saved:2", None),             # right after the first mid-epoch checkpoint
     ("batch:5", None),             # mid-epoch, one step after the last checkpoint
