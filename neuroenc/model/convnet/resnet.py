@@ -49,15 +49,10 @@ class ResidualStage(nn.Module):
                  dilation: int = 1, pool: str = "none", dropout: float = 0.0, temporal_stride: int = 1,
                  temporal_dilation: int = 1, convs: int = 2):
         super().__init__()
-        if pool not in ("none", "aablur"):
-            raise ValueError(f"pool must be 'none' or 'aablur', got {pool!r}")
+        # the stage's rules live in StageSpec.check, once for a stage built alone or by ResNet
+        StageSpec(out_channels, list(kernel_size), stride, dilation, pool, dropout, temporal_stride,
+                  temporal_dilation, convs).check()
         conv_stride = stride if pool == "none" else 1
-        if temporal_stride < 1:
-            raise ValueError(f"temporal_stride must be >= 1, got {temporal_stride}")
-        if temporal_dilation < 1:
-            raise ValueError(f"temporal_dilation must be >= 1, got {temporal_dilation}")
-        if convs not in (1, 2):
-            raise ValueError(f"convs must be 1 or 2, got {convs}")
         self.conv1 = CausalConv3d(in_channels, out_channels, kernel_size, conv_stride, dilation, bias=False,
                                   temporal_stride=temporal_stride, temporal_dilation=temporal_dilation)
         self.norm1 = FrameBatchNorm(out_channels)
