@@ -8,8 +8,8 @@ Reads what training wrote in each job directory (``.hydra/overrides.yaml``, ``me
   oracle, parameters, time per training step, status;
 - ``val_bps.png``: best val_bps_overall per config with the seed spread;
 - ``curves.png``: val_bps_overall over epochs for every job;
-- ``bps_by_rf_size.png`` and a table in report.md: per-neuron bps by receptive-field size,
-  where the data knows it (simulated data);
+- ``bps_by_rf_size.png`` and a table in report.md: per-neuron bps by receptive-field size in
+  terciles of the sweep's neurons, where the data knows it (simulated data);
 - ``val_bps_neuron_mean_clamped (seed's definition)``: the mean over seeds of metrics.json's
   ``best_val_bps_neuron_mean_clamped`` (per-session mean over neurons of max(bps, 0), then mean
   over sessions: how the seed's analysis scores), blank where a job does not record it;
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -59,7 +60,20 @@ from neuroenc.analysis.intervals import (
     verdict,
 )
 
-RF_BINS = [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, math.inf)]
+RF_BIN_COUNT = 3
+
+
+def rf_bins(sizes: list[float]) -> list[tuple[float, float]]:
+    """Edges that split the pooled receptive-field sizes into equally filled bins (terciles).
+
+    Fixed pixel edges suited one species only: the primate preset's RFs (0.5-2 px) filled two of
+    four mouse-sized bins. Edges are rounded to 0.01 px so the table reads; ties merge bins."""
+    sizes = [s for s in sizes if s == s]
+    if not sizes:
+        return []
+    inner = np.quantile(sizes, [i / RF_BIN_COUNT for i in range(1, RF_BIN_COUNT)])
+    edges = [0.0, *sorted({round(float(q), 2) for q in inner}), math.inf]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 @dataclass
@@ -261,6 +275,9 @@ def repeat_scores_of(job: Job) -> dict | None:
 
 
 def rf_breakdown(rows: list[ConfigRow]) -> list[dict]:
+    # one set of edges for every config, from each simulated neuron counted once
+    pooled = {k: v for r in rows for k, v in r.rf_sizes().items()}
+    bins = rf_bins(list(pooled.values()))
     out = []
     for r in rows:
         sizes = r.rf_sizes()
@@ -268,7 +285,7 @@ def rf_breakdown(rows: list[ConfigRow]) -> list[dict]:
         if not bps or all(v != v for v in sizes.values()):
             continue
         row = {"config": r.config}
-        for lo, hi in RF_BINS:
+        for lo, hi in bins:
             vals = [statistics.fmean(v) for k, v in bps.items() if lo <= sizes.get(k, float("nan")) < hi]
             vals = [v for v in vals if v == v]
             row[f"rf {lo:g}-{hi:g}px"] = (statistics.fmean(vals), len(vals)) if vals else (float("nan"), 0)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from scipy import stats
 
 from neuroenc.analysis.intervals import paired_t_interval, stratified_bootstrap_interval
-from neuroenc.analysis.report import main, write_report
+from neuroenc.analysis.report import main, rf_bins, write_report
 
 
 def fake_job(sweep, num, overrides, data_seed, per_neuron, best, **metrics):
@@ -37,12 +38,23 @@ def test_rf_breakdown_keeps_neurons_of_different_simulated_datasets_apart(tmp_pa
         fake_job(tmp_path, num, [f"model={model}", f"seed={seed}"], seed, cells, best=0.1 * (num + 1))
     write_report(tmp_path, compare=("model=a", "model=b"))
     report = (tmp_path / "report.md").read_text()
-    # model a: 0-1 px bin holds 0.1 (seed 0) and 0.4 (seed 1): mean 0.25 over 2 neurons; 2-3 px: 0.2, 0.3
-    assert "| `model=a` | 0.2500 (n=2) | n/a (n=0) | 0.2500 (n=2) |" in report
-    assert "| `model=b` | 1.2500 (n=2) | n/a (n=0) | 1.2500 (n=2) |" in report
+    # tercile edges of the four cells' sizes (0.5, 0.5, 2.5, 2.5) are 0.5 and 2.5: the first bin is
+    # empty, the 0.5 px bin holds 0.1 (seed 0) and 0.4 (seed 1), mean 0.25 over 2 neurons; 2.5 px: 0.2, 0.3
+    assert "| config | rf 0-0.5px | rf 0.5-2.5px | rf 2.5-infpx |" in report
+    assert "| `model=a` | n/a (n=0) | 0.2500 (n=2) | 0.2500 (n=2) |" in report
+    assert "| `model=b` | n/a (n=0) | 1.2500 (n=2) | 1.2500 (n=2) |" in report
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert [r["config"] for r in rows] == ["model=a", "model=b"] and rows[0]["seeds"] == "0 1"
     assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_rf_bins_split_the_sizes_into_equally_filled_terciles():
+    sizes = list(np.random.default_rng(0).uniform(0.5, 2.0, 300))
+    bins = rf_bins(sizes + [float("nan")])
+    assert bins[0][0] == 0.0 and bins[-1][1] == math.inf and len(bins) == 3
+    counts = [sum(lo <= s < hi for s in sizes) for lo, hi in bins]
+    assert all(abs(c - 100) <= 3 for c in counts), counts  # edges are rounded to 0.01 px
+    assert rf_bins([float("nan")]) == []
 
 
 def test_jobs_are_read_in_job_number_order(tmp_path):
