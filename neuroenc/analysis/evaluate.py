@@ -13,10 +13,12 @@ what it learned, into ``out_dir`` (default ``<run dir>/evaluation/<checkpoint na
                            and the seed's clamped one (neuroenc.training.metrics.neuron_mean_clamped_bps),
                            mean correlation, the oracle on simulated data, the neuron means of
                            the repeat scores (and on simulated data those of the repeat-averaged
-                           true rates); the val score training logged for these weights
+                           true rates); the val score training logged for these weights;
+                           frontend_nyquist_gain, the learned temporal filters' largest gain at
+                           Nyquist relative to their peak (0 with anti-aliasing)
     bps_histogram.png      per-neuron bits per spike
     rf_positions.png       readout positions over a stimulus frame, per session
-    temporal_filters.png   the learned frontend's temporal filters
+    temporal_filters.png   the learned frontend's temporal filters and their frequency response
     rf_recovery.png        simulated data: recovered vs true receptive-field centres
 
 Bits per spike come from the training validation path itself (``EncoderModule.validation_step``
@@ -207,6 +209,8 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
         repeat_columns, summary["splits"][split]["repeats"] = score_repeats(model.eval(), dm.sessions, split)
         columns.update(repeat_columns)
     rf_columns, summary["rf_recovery"] = receptive_fields(model, info, dm.sessions)
+    nyquist_gain = getattr(model.frontend, "nyquist_gain", None)
+    summary["frontend_nyquist_gain"] = nyquist_gain() if nyquist_gain else None
     columns.update(rf_columns)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -254,6 +258,9 @@ def report(summary: dict) -> None:
         r = summary["rf_recovery"]
         console.print(f"receptive-field centres: median error {r['median_error_px']:.2f} px, "
                       f"{100 * r['within_rf_size']:.0f}% within the true RF size")
+    if summary.get("frontend_nyquist_gain") is not None:
+        console.print(f"frontend temporal filters: gain at Nyquist at most {summary['frontend_nyquist_gain']:.2g} "
+                      "of their peak (temporal_filters.png)")
     console.print(f"written to {summary['out_dir']}")
 
 

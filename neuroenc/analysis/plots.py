@@ -66,23 +66,36 @@ def rf_positions(columns: dict, session_ids: list[str], frames: list[np.ndarray]
 
 
 def temporal_filters(frontend, frame_rate: float, path: Path) -> None:
-    """The frontend's effective temporal filters against lag (0 = the current frame)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    """The frontend's effective temporal filters against lag (0 = the current frame), and their
+    gain against frequency up to Nyquist, where anti-aliasing should bring it to zero."""
     kernels = getattr(frontend, "kernels", None)
     if kernels is None:
+        fig, ax = plt.subplots(figsize=(6, 4))
         ax.text(0.5, 0.5, f"{type(frontend).__name__}: no learned temporal filters", ha="center", va="center")
         ax.axis("off")
-    else:
-        k = kernels().detach().cpu().double().numpy()  # (channels, taps), index 0 = oldest tap
-        lag_ms = (k.shape[1] - 1 - np.arange(k.shape[1])) / frame_rate * 1000
-        for i, row in enumerate(k):
-            ax.plot(lag_ms, row, marker=".", label=f"filter {i}")
-        ax.axhline(0, color="k", lw=0.6)
-        ax.invert_xaxis()  # the past on the left, now on the right
-        ax.set_xlabel("lag (ms before the predicted frame)")
-        ax.set_ylabel("weight")
-        ax.legend(fontsize=7, ncol=2)
+        ax.set_title("learned frontend temporal filters")
+        _save(fig, path)
+        return
+    fig, (ax, ax_f) = plt.subplots(1, 2, figsize=(11, 4))
+    k = kernels().detach().cpu().double().numpy()  # (channels, taps), index 0 = oldest tap
+    lag_ms = (k.shape[1] - 1 - np.arange(k.shape[1])) / frame_rate * 1000
+    for i, row in enumerate(k):
+        ax.plot(lag_ms, row, marker=".", label=f"filter {i}")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.invert_xaxis()  # the past on the left, now on the right
+    ax.set_xlabel("lag (ms before the predicted frame)")
+    ax.set_ylabel("weight")
+    ax.legend(fontsize=7, ncol=2)
     ax.set_title("learned frontend temporal filters")
+    freq, gain = frontend.frequency_response()
+    gain = gain.numpy() / np.maximum(gain.numpy().max(axis=1, keepdims=True), 1e-300)
+    for i, row in enumerate(gain):
+        ax_f.plot(freq.numpy() * frame_rate, row, label=f"filter {i}")
+    ax_f.axvline(frame_rate / 2, color="k", ls="--", lw=0.8)
+    ax_f.set_xlabel("frequency (Hz; dashed: Nyquist)")
+    ax_f.set_ylabel("gain / the filter's peak gain")
+    ax_f.set_title(f"frequency response; at Nyquist at most {frontend.nyquist_gain():.2g}"
+                   + (" (anti-aliased)" if getattr(frontend, "anti_aliasing", False) else ""))
     _save(fig, path)
 
 

@@ -114,6 +114,21 @@ class LearnableTemporalFrontend(nn.Module):
             w = 0.5 * (h + F.pad(h, (1, 0))[:, :-1])
         return w
 
+    def frequency_response(self, n_fft: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(freq, gain)``: the effective filters' gain ``(num_channels, n_fft // 2 + 1)`` at
+        ``freq`` in cycles per frame, from 0 to Nyquist (0.5, the last column)."""
+        k = self.kernels().detach().double()
+        return torch.fft.rfftfreq(n_fft, dtype=torch.float64), torch.fft.rfft(k, n_fft, dim=1).abs()
+
+    def nyquist_gain(self) -> float:
+        """The largest gain at Nyquist relative to that filter's peak gain, over the filters: what
+        anti-aliasing is to hold at 0 (the seed's Hann window alone leaves it wherever training
+        puts it)."""
+        _, gain = self.frequency_response()
+        peak = gain.max(dim=1).values
+        rel = torch.where(peak > 0, gain[:, -1] / peak.clamp_min(1e-300), torch.zeros_like(peak))
+        return float(rel.max())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
         k = self.kernels().to(x.dtype)

@@ -45,6 +45,7 @@ def test_evaluate_writes_per_neuron_csv_and_plots_and_reproduces_the_logged_val_
         assert 0 <= float(r_["rf_x_px"]) <= 15 and 0 <= float(r_["rf_y_px"]) <= 11
         assert 0 <= float(r_["true_x_px"]) <= 15 and float(r_["rf_error_px"]) >= 0
     assert summary["rf_recovery"]["median_error_px"] >= 0
+    assert 0 <= summary["frontend_nyquist_gain"] <= 1  # the micro run's frontend is learnable, not anti-aliased
     for name in ("bps_histogram", "rf_positions", "temporal_filters", "rf_recovery"):
         png = (out / f"{name}.png").read_bytes()
         assert png.startswith(PNG) and len(png) > 5000, name

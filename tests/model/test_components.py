@@ -74,6 +74,19 @@ def test_anti_aliased_kernels_have_zero_gain_at_nyquist(kernel_size, init):
         assert np.max(raw[:, -1] / raw.max(axis=1)) > 0.3
 
 
+@pytest.mark.parametrize("anti_aliasing", [False, True])
+def test_nyquist_gain_is_the_alternating_tap_sum_over_the_peak_gain(anti_aliasing):
+    torch.manual_seed(1)
+    fe = LearnableTemporalFrontend(1, 5, 16, init="random", anti_aliasing=anti_aliasing, bias=False)
+    k = fe.kernels().detach().double().numpy()
+    at_nyquist = np.abs(k @ (-1.0) ** np.arange(16))  # the DTFT at half the frame rate
+    peak = np.abs(np.fft.rfft(k, 4096, axis=1)).max(axis=1)
+    expected = 0.0 if anti_aliasing else np.max(at_nyquist / peak)
+    assert fe.nyquist_gain() == pytest.approx(expected, rel=1e-3, abs=1e-6)
+    freq, gain = fe.frequency_response()
+    assert freq[0] == 0 and freq[-1] == 0.5 and gain.shape == (5, 257)
+
+
 def test_anti_aliased_kernel_is_the_seeds_hann_window_then_a_two_tap_average():
     torch.manual_seed(0)
     fe = LearnableTemporalFrontend(1, 3, 12, init="random", anti_aliasing=True)
