@@ -228,6 +228,9 @@ def table_rows(rows: list[ConfigRow]) -> list[dict]:
             "step_time_s": r.mean("mean_train_step_s"),
             "status": r.status(),
             "uses_stimulus": r.uses_stimulus(),
+            # the health figures behind uses_stimulus, to read before any comparison
+            "stimulus_shuffled_bps": r.mean_if_recorded("val_bps_stimulus_shuffled"),
+            "rf_error_px": r.mean_if_recorded("rf_distance_px_median"),
             **{f"bps/{s}": v for s, v in r.sessions().items()},
             **({k: r.repeat_mean(f"{k.removeprefix('val_')}_neuron_mean") for k in REPEAT_COLUMNS}
                if any(j.repeats for j in r.jobs) else {}),
@@ -304,18 +307,20 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], r
              f"*{SEED_METRIC}* is the seed's score (per session the mean over neurons of max(bps, 0), then the "
              "mean over sessions; mean over seeds), blank where a run does not record it. "
              "*uses stimulus* comes from the health figures: *no* when a seed's trained score is below "
-             f"{USES_STIMULUS_RATIO:g}x its stimulus-shuffled score; such configs are listed last and not ranked.", "",
+             f"{USES_STIMULUS_RATIO:g}x its stimulus-shuffled score; such configs are listed last and not ranked. "
+             "*shuffled* is that score (the trained model on shuffled stimuli, mean over seeds) and *RF error* "
+             "the median distance of the readouts from the true receptive fields in pixels (simulated data).", "",
              f"| config | seeds | val_bps_overall | {SEED_METRIC} | oracle fraction | "
              + " | ".join(sessions + repeats) + (" | " if sessions or repeats else "")
-             + "params | s/step | status | uses stimulus |",
-             "|---|---|---|---|---|" + "---|" * (len(sessions) + len(repeats)) + "---|---|---|---|"]
+             + "params | s/step | status | uses stimulus | shuffled | RF error (px) |",
+             "|---|---|---|---|---|" + "---|" * (len(sessions) + len(repeats)) + "---|---|---|---|---|---|"]
     for row in ranked(table):
         seed_metric = "" if row[SEED_METRIC] is None else fmt(row[SEED_METRIC])
         uses = "**no: not ranked**" if row["uses_stimulus"] == "no" else row["uses_stimulus"]
         cells = [f"`{row['config']}`", row["seeds"], f"{fmt(row['val_bps_mean'])} ± {fmt(row['val_bps_std'])}",
                  seed_metric, fmt(row["oracle_fraction"], 3), *[fmt(row.get(s)) for s in sessions + repeats],
                  f"{row['parameters']:,}" if row["parameters"] else "n/a", fmt(row["step_time_s"], 3), row["status"],
-                 uses]
+                 uses, fmt(row["stimulus_shuffled_bps"]), fmt(row["rf_error_px"], 2)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += stimulus_warnings(rows)
     if comparisons:

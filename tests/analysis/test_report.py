@@ -115,7 +115,8 @@ def test_a_config_that_ignores_the_stimulus_is_neither_ranked_nor_compared(tmp_p
     report = (tmp_path / "report.md").read_text()
     table = [line for line in report.splitlines() if line.startswith("| `model=")]
     assert [line.split("`")[1] for line in table[:3]] == ["model=b", "model=a", "model=c"]  # c last despite 0.90
-    assert table[2].endswith("| **no: not ranked** |") and table[0].endswith("| yes |")
+    # the health figures beside the verdict: shuffled score, and no RF error where none is recorded
+    assert table[2].endswith("| **no: not ranked** | 0.5000 | n/a |") and table[0].endswith("| yes | 0.0500 | n/a |")
     assert "- `model=c`, seed 0: the model is not using the stimulus" in report
     verdicts = {(r["b"], r["level"]): r["verdict"] for r in csv.DictReader((tmp_path / "compare.csv").open())}
     assert verdicts[("model=c", "seeds")] == verdicts[("model=c", "neurons")] == (
@@ -124,6 +125,7 @@ def test_a_config_that_ignores_the_stimulus_is_neither_ranked_nor_compared(tmp_p
     assert verdicts[("model=b", "seeds")] == "too few pairs for an interval"  # one seed: no spread
     rows = {r["config"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
     assert rows["model=c"]["uses_stimulus"] == "no" and rows["model=a"]["uses_stimulus"] == "yes"
+    assert float(rows["model=a"]["stimulus_shuffled_bps"]) == -0.2
 
 
 def test_the_seeds_interval_is_the_paired_t_interval_and_the_neurons_one_a_bootstrap_of_the_mean(tmp_path):
