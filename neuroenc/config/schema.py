@@ -58,6 +58,10 @@ class SessionsDataConfig(WindowsConfig):
     # the sessions' frame rate (Hz), checked against their meta.json: needed by presets that give
     # temporal sizes in milliseconds (${frames_ms:...}), which cannot read it from the sessions
     frame_rate: Optional[float] = None
+    # pixels of the frame per unit of the eye_x, eye_y behaviour columns: readouts then start at
+    # receptive fields estimated on the stimulus as the retina saw it. null: on the screen image
+    # (the right choice where the stimulus is already gaze-corrected or the eye is unknown)
+    eye_px_per_unit: Optional[float] = None
 
 
 @dataclass
@@ -65,6 +69,8 @@ class SyntheticDataConfig(WindowsConfig):
     _target_: str = "neuroenc.data.datamodule.SyntheticDataModule"
     cache_dir: str = "${oc.env:NEUROENC_CACHE,.cache/neuroenc}"
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    # the simulator writes eye_x, eye_y in pixels of the frame (see SessionsDataConfig)
+    eye_px_per_unit: Optional[float] = 1.0
 
 
 # ------------------------------------------------------------------------------------ frontend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,11 +47,16 @@ def true_rf_centers(sessions: list[Session]) -> dict[str, list[list[float]]] | N
 
 class SessionDataModule(L.LightningDataModule):
     """Windows of ``window`` frames (``burn_in`` of them unscored) from every session under ``root``;
-    ``frame_rate`` (Hz), when given, must be the sessions' (the config's temporal sizes assume it)."""
+    ``frame_rate`` (Hz), when given, must be the sessions' (the config's temporal sizes assume it);
+    ``eye_px_per_unit``, when given, converts the ``eye_x``, ``eye_y`` columns to pixels so that
+    readouts start at receptive fields estimated on retinal coordinates."""
 
     def __init__(self, root: str, window: int, burn_in: int, batch_size: int, num_workers: int, seed: int,
-                 frame_rate: float | None):
+                 frame_rate: float | None, eye_px_per_unit: float | None):
         super().__init__()
+        if eye_px_per_unit is not None and not (math.isfinite(eye_px_per_unit) and eye_px_per_unit > 0):
+            raise ValueError(f"eye_px_per_unit: must be a positive number of pixels or null, got {eye_px_per_unit}")
+        self.eye_px_per_unit = eye_px_per_unit
         for name, v in (("window", window), ("batch_size", batch_size)):
             if v <= 0:
                 raise ValueError(f"{name}: must be positive, got {v}")
@@ -137,7 +143,7 @@ class SessionDataModule(L.LightningDataModule):
         training split (:mod:`neuroenc.data.receptive_fields`), where readouts start."""
         self.setup()
         if self._rf_centers is None:
-            self._rf_centers = {s.id: session_centers(s) for s in self.sessions}
+            self._rf_centers = {s.id: session_centers(s, self.eye_px_per_unit) for s in self.sessions}
         return self._rf_centers
 
     def shard(self) -> tuple[int, int]:
@@ -187,9 +193,10 @@ class SyntheticDataModule(SessionDataModule):
     """The built-in simulated V1, generated under ``cache_dir`` on first use and reused after."""
 
     def __init__(self, cache_dir: str, simulation: dict, window: int, burn_in: int, batch_size: int,
-                 num_workers: int, seed: int):
+                 num_workers: int, seed: int, eye_px_per_unit: float | None):
         super().__init__(root="", window=window, burn_in=burn_in, batch_size=batch_size,
-                         num_workers=num_workers, seed=seed, frame_rate=None)  # the simulation has its own
+                         num_workers=num_workers, seed=seed, frame_rate=None,  # the simulation has its own
+                         eye_px_per_unit=eye_px_per_unit)
         self.cache_dir = cache_dir
         try:
             self.params = simulation if isinstance(simulation, SimulationParams) else SimulationParams(**simulation)

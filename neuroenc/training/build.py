@@ -44,7 +44,10 @@ def _instantiate(node: DictConfig, key: str, **kwargs):
 
 
 def build_datamodule(cfg: DictConfig) -> SessionDataModule:
-    return _instantiate(cfg.data, "data")
+    # a config stored before data.eye_px_per_unit (an older checkpoint's) estimated receptive fields
+    # on the screen image
+    missing = {} if "eye_px_per_unit" in cfg.data else {"eye_px_per_unit": None}
+    return _instantiate(cfg.data, "data", **missing)
 
 
 def build_shifter(cfg: DictConfig, info: DatasetInfo):

@@ -42,6 +42,7 @@ CASES = [  # MICRO data: frames 12 x 16 pixels, window 24 frames (burn-in 8), si
     Case("burn_in >= window", ["data.burn_in=24"], "data.burn_in"),
     Case("window longer than a trial", ["data.window=80"], "data.window"),
     Case("zero batch size", ["data.batch_size=0"], "data.batch_size"),
+    Case("negative eye scale", ["data.eye_px_per_unit=-1"], "data.eye_px_per_unit"),
     Case("neurons_min > neurons_max", ["data.simulation.neurons_min=20"], "data.simulation.neurons_min"),
     Case("zero stride (resnet)", ["convnet.stages=[{out_channels:4,stride:0}]"], "convnet.stages[0].stride"),
     Case("negative dropout", ["convnet.stages=[{out_channels:4,dropout:-0.1}]"], "convnet.stages[0].dropout"),

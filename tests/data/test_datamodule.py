@@ -32,7 +32,8 @@ def datamodule(root, world=(0, 1), **kw):
         def shard(self):  # what a DDP Trainer would report for this process
             return world
 
-    kw = {"window": 20, "burn_in": 6, "batch_size": 3, "num_workers": 0, "seed": 0, "frame_rate": None, **kw}
+    kw = {"window": 20, "burn_in": 6, "batch_size": 3, "num_workers": 0, "seed": 0, "frame_rate": None, "eye_px_per_unit": None,
+          **kw}
     return Shard(str(root), **kw)
 
 
