@@ -58,7 +58,7 @@ def test_the_retinal_stimulus_is_each_frame_shifted_by_its_gaze_as_the_simulator
 
 def test_gaze_corrected_maps_find_the_primate_cells_that_fixational_eye_movements_hide(tmp_path):
     cfg = compose_config(["data=synthetic_primate"])
-    sim = {k: v for k, v in OmegaConf.to_container(cfg.data.simulation, resolve=True).items()}
+    sim = OmegaConf.to_container(cfg.data.simulation, resolve=True)
     p = SimulationParams(**{**sim, "num_sessions": 1, "neurons_min": 60, "neurons_max": 60, "trials_val": 1,
                             "trials_test": 1})
     (session,) = open_sessions(ensure_simulated(tmp_path, p))
