@@ -94,7 +94,7 @@ def temporal_filters(frontend, frame_rate: float, path: Path) -> None:
     ax_f.axvline(frame_rate / 2, color="k", ls="--", lw=0.8)
     ax_f.set_xlabel("frequency (Hz; dashed: Nyquist)")
     ax_f.set_ylabel("gain / the filter's peak gain")
-    aa = " (anti-aliased)" if getattr(frontend, "anti_aliasing", False) else ""
+    aa = f" (anti-aliased, {frontend.aa_window} window)" if getattr(frontend, "anti_aliasing", False) else ""
     ax_f.set_title(f"frequency response{aa}\nat Nyquist at most {frontend.nyquist_gain():.2g} of the peak", fontsize=10)
     _save(fig, path)
 

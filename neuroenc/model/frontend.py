@@ -43,9 +43,20 @@ def gaussian_derivative_bank(num: int, length: int) -> torch.Tensor:
     return torch.stack(out).float()
 
 
-def anti_aliasing_window(kernel_size: int) -> torch.Tensor:
-    """``(kernel_size,)`` symmetric Hann window scaled to a peak of 1: the seed's anti-aliasing
-    (VisionCore's ``aa_signal``, ``torch.signal.windows.hann`` divided by its maximum)."""
+AA_WINDOWS = ("hann", "rect")
+
+
+def anti_aliasing_window(kernel_size: int, kind: str = "hann") -> torch.Tensor:
+    """``(kernel_size,)`` window on the raw taps before the two-tap average, peak 1, newest tap 0.
+
+    ``hann``: the seed's symmetric Hann window (VisionCore's ``aa_signal``,
+    ``torch.signal.windows.hann`` divided by its maximum). ``rect``: flat but for the newest tap,
+    which must be zero for the average to keep ``kernel_size`` taps (see
+    :meth:`LearnableTemporalFrontend.kernels`); it leaves the filter free to weigh the newest lags."""
+    if kind == "rect":
+        w = torch.ones(kernel_size, dtype=torch.float64)
+        w[-1] = 0.0
+        return w.float()
     w = torch.signal.windows.hann(kernel_size, sym=True, dtype=torch.float64)
     return (w / w.max()).float()
 
@@ -57,18 +68,23 @@ class LearnableTemporalFrontend(nn.Module):
     """``num_channels`` learnable temporal filters of ``kernel_size`` frames, applied to every pixel.
 
     Causal (left) padding keeps every frame. With ``anti_aliasing`` (``kernel_size`` >= 3) the
-    effective filter is ``(hann * w) conv [1, 1] / 2`` without its newest tap (always zero): the
-    seed's symmetric Hann window on the raw taps ``w``, then the two-tap average, whose zero at
-    Nyquist makes the filter's gain there exactly zero whatever the optimiser does to ``w`` (see
-    :meth:`kernels`).
+    effective filter is ``(window * w) conv [1, 1] / 2`` without its newest tap (always zero): by
+    default (``aa_window="hann"``) the seed's symmetric Hann window on the raw taps ``w``, then
+    the two-tap average, whose zero at Nyquist makes the filter's gain there exactly zero
+    whatever the optimiser does to ``w`` (see :meth:`kernels`). ``aa_window="rect"`` keeps that
+    zero without the Hann window's taper, which holds the newest lags near zero.
     Input ``(B, C_in, T, H, W)``, output ``(B, C_in * num_channels, T, H, W)``.
     """
 
     def __init__(self, in_channels: int, num_channels: int, kernel_size: int, init: str, anti_aliasing: bool,
-                 bias: bool):
+                 bias: bool, aa_window: str = "hann"):
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init: {init!r} is not one of {INITS}")
+        if aa_window not in AA_WINDOWS:
+            raise ValueError(f"aa_window: {aa_window!r} is not one of {AA_WINDOWS}")
+        if aa_window != "hann" and not anti_aliasing:
+            raise ValueError(f"aa_window: {aa_window!r} applies only with anti_aliasing=true (it is false)")
         for name, v in (("num_channels", num_channels), ("kernel_size", kernel_size)):
             if v <= 0:
                 raise ValueError(f"{name}: must be positive, got {v}")
@@ -79,6 +95,7 @@ class LearnableTemporalFrontend(nn.Module):
         self.num_channels = num_channels
         self.kernel_size = kernel_size
         self.anti_aliasing = anti_aliasing
+        self.aa_window = aa_window
         self.out_channels = in_channels * num_channels
         if init == "gaussian_derivatives":
             w = gaussian_derivative_bank(num_channels, kernel_size)
@@ -87,12 +104,12 @@ class LearnableTemporalFrontend(nn.Module):
         self.weight = nn.Parameter(w)
         self.bias = nn.Parameter(torch.zeros(num_channels)) if bias else None
         if anti_aliasing:
-            self.register_buffer("window", anti_aliasing_window(kernel_size), persistent=False)
+            self.register_buffer("window", anti_aliasing_window(kernel_size, aa_window), persistent=False)
 
     def kernels(self) -> torch.Tensor:
         """The effective ``(num_channels, kernel_size)`` filters (index 0 = oldest tap).
 
-        With ``anti_aliasing``: ``h = hann * w``, then ``k[j] = (h[j] + h[j - 1]) / 2``.
+        With ``anti_aliasing``: ``h = window * w``, then ``k[j] = (h[j] + h[j - 1]) / 2``.
         A Hann window alone, as in the seed, smooths the spectrum but leaves the gain at Nyquist,
         ``sum_j (-1)^j h[j]``, wherever the weights put it (for random taps it can be the
         largest gain of all); the two-tap average multiplies the spectrum by ``cos(f / 2)``:
@@ -106,7 +123,9 @@ class LearnableTemporalFrontend(nn.Module):
         newer one: half a frame towards the present), but the symmetric window centres every
         filter near lag ``kernel_size / 2`` and weighs the newest lags little (lag 0 gets
         ``hann[-2] / 2``, 0.04 for 12 taps): as in the seed, ``kernel_size`` must suit the frame
-        rate so that the responses' latencies sit near the middle of the kernel.
+        rate so that the responses' latencies sit near the middle of the kernel. The ``rect``
+        window zeroes only the newest raw tap, so lag 0 gets ``w[-2] / 2`` and the zero at
+        Nyquist is all the anti-aliasing there is (the newest raw weight then has no effect).
         """
         w = self.weight
         if self.anti_aliasing:

@@ -19,6 +19,7 @@ STAGES = [
 FRONTENDS = {
     "learnable_temporal": lambda: LearnableTemporalFrontend(1, 3, 6),
     "learnable_temporal_aa": lambda: LearnableTemporalFrontend(1, 3, 6, anti_aliasing=True),
+    "learnable_temporal_aa_rect": lambda: LearnableTemporalFrontend(1, 3, 6, anti_aliasing=True, aa_window="rect"),
     "none": lambda: PixelFrontend(1),
 }
 TRANSFORMER = dict(embedding_dim=8, num_heads=2, ff_dim=16, num_temporal_blocks=2)

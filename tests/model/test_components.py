@@ -62,9 +62,10 @@ def test_anti_aliasing_passes_little_energy_near_nyquist():
 
 @pytest.mark.parametrize("kernel_size", [3, 4, 5, 12, 16, 25])
 @pytest.mark.parametrize("init", ["random", "gaussian_derivatives"])
-def test_anti_aliased_kernels_have_zero_gain_at_nyquist(kernel_size, init):
+@pytest.mark.parametrize("aa_window", ["hann", "rect"])
+def test_anti_aliased_kernels_have_zero_gain_at_nyquist(kernel_size, init, aa_window):
     torch.manual_seed(kernel_size)
-    fe = LearnableTemporalFrontend(1, 64, kernel_size, init=init, anti_aliasing=True)
+    fe = LearnableTemporalFrontend(1, 64, kernel_size, init=init, anti_aliasing=True, aa_window=aa_window)
     if init == "random":  # raw weights anywhere, as an optimiser might leave them
         fe.weight.data.mul_(torch.exp(torch.randn(64, 1)))
     gain = np.abs(np.fft.rfft(fe.kernels().detach().double().numpy(), 512, axis=1))  # bin 256 is Nyquist
@@ -96,6 +97,25 @@ def test_anti_aliased_kernel_is_the_seeds_hann_window_then_a_two_tap_average():
         assert full[-1] == 0  # the newest tap the kernel drops: the window ends in zero
         np.testing.assert_allclose(got, full[:12], rtol=1e-6, atol=1e-7)
     assert fe.kernels()[:, -1].abs().max() > 0  # the current frame still reaches the output
+
+
+def test_rect_window_kernel_is_the_two_tap_average_of_all_but_the_newest_raw_tap():
+    torch.manual_seed(0)
+    fe = LearnableTemporalFrontend(1, 3, 12, init="random", anti_aliasing=True, aa_window="rect")
+    w = fe.weight.detach().double().numpy()
+    for raw, got in zip(w, fe.kernels().detach().double().numpy()):
+        np.testing.assert_allclose(got, np.convolve(raw[:-1], [0.5, 0.5]), rtol=1e-6, atol=1e-7)  # 12 taps
+        assert got[-1] == pytest.approx(raw[-2] / 2)  # lag 0 at full weight, not the Hann window's 0.04
+    hann = LearnableTemporalFrontend(1, 3, 12, init="random", anti_aliasing=True)
+    hann.weight.data.copy_(fe.weight.data)
+    assert hann.kernels()[:, -1].abs().max() < 0.1 * fe.kernels()[:, -1].abs().max()
+
+
+@pytest.mark.parametrize("kwargs,match", [({"aa_window": "kaiser", "anti_aliasing": True}, "aa_window"),
+                                          ({"aa_window": "rect", "anti_aliasing": False}, "anti_aliasing=true")])
+def test_aa_window_errors_name_the_key(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LearnableTemporalFrontend(1, 2, 8, **kwargs)
 
 
 def test_without_anti_aliasing_the_kernels_are_the_raw_weights():
