@@ -171,10 +171,15 @@ class ConfigRow:
 WINDOW_KEYS = {"window", "burn_in", "batch_size", "num_workers", "seed", "cache_dir"}
 
 
+def _resolved(job_dir: Path) -> dict:
+    """The job's resolved config (``config_resolved.yaml``), empty where it has none."""
+    f = job_dir / "config_resolved.yaml"
+    return (yaml.safe_load(f.read_text()) or {}) if f.exists() else {}
+
+
 def data_key(job_dir: Path) -> str:
     """The job's data config without :data:`WINDOW_KEYS`: jobs with equal keys score the same neurons."""
-    f = job_dir / "config_resolved.yaml"
-    data = (yaml.safe_load(f.read_text()) or {}).get("data", {}) if f.exists() else {}
+    data = _resolved(job_dir).get("data", {})
     return json.dumps({k: v for k, v in data.items() if k not in WINDOW_KEYS}, sort_keys=True, default=str)
 
 
@@ -196,10 +201,45 @@ def load_jobs(sweep: Path) -> list[Job]:
                         list(csv.DictReader(pn.open())) if pn.exists() else [], data=data_key(d)))
     if not jobs:
         raise SystemExit(f"{sweep}: no job directories (none holds .hydra/overrides.yaml)")
-    shared = frozenset.intersection(*(frozenset(j.overrides) for j in jobs)) if len(jobs) > 1 else frozenset()
+    shared = shared_overrides(jobs)
     for j in jobs:
         j.shared = shared
     return jobs
+
+
+_MISSING = object()
+
+
+def _lookup(config: dict, dotted: str):
+    """The value at ``a.b.c`` of a plain config, ``_MISSING`` where there is none."""
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def shared_overrides(jobs: list[Job]) -> frozenset:
+    """Overrides that tell no job apart, left out of labels: those every job has, and a
+    ``key=value`` that restates what the jobs without any override of that key ran with (their
+    resolved configs all hold that value): ``data.simulation.seed=0`` written for seeds 1 and 2
+    and left implicit for seed 0, whose default it is, when the sweeps share a directory."""
+    if len(jobs) < 2:
+        return frozenset()
+    every = frozenset.intersection(*(frozenset(j.overrides) for j in jobs))
+    keys = lambda j: {o.partition("=")[0] for o in j.overrides}
+    configs = {j.path: _resolved(j.path) for j in jobs}
+    restated = set()
+    for o in frozenset.union(*(frozenset(j.overrides) for j in jobs)) - every:
+        key, sep, text = o.partition("=")
+        if not sep or key.startswith(("+", "~")) or key == "seed":
+            continue
+        without = [j for j in jobs if key not in keys(j)]
+        value = yaml.safe_load(text)
+        if without and all(_lookup(configs[j.path], key) == value for j in without):
+            restated.add(o)
+    return every | restated
 
 
 def group(jobs: list[Job]) -> list[ConfigRow]:

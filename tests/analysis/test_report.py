@@ -186,3 +186,16 @@ def test_the_seeds_metric_is_a_column_and_blank_where_runs_do_not_record_it(tmp_
     assert float(rows["model=a"][column]) == pytest.approx(0.30) and rows["model=b"][column] == ""
     report = (tmp_path / "report.md").read_text()
     assert column in report and "| `model=b` | 0 | 0.2000 ± 0.0000 |  | 0.200 |" in report
+
+
+def test_an_override_that_restates_other_jobs_value_does_not_split_their_config(tmp_path):
+    # seed 0 ran without data.simulation.seed=0 (its default, since the data seed follows seed);
+    # seed 1 was added to the same directory with the data pinned: same configs, same data
+    fake_job(tmp_path, 0, ["model=a"], 0, [(0.1, 1.0)], best=0.1)
+    fake_job(tmp_path, 1, ["model=b"], 0, [(0.2, 1.0)], best=0.2)
+    fake_job(tmp_path, 2, ["data.simulation.seed=0", "seed=1", "model=a"], 0, [(0.3, 1.0)], best=0.3)
+    # on other data: this one is a config of its own
+    fake_job(tmp_path, 3, ["data.simulation.seed=1", "seed=1", "model=b"], 1, [(0.4, 1.0)], best=0.4)
+    write_report(tmp_path)
+    rows = {r["config"]: r["seeds"] for r in csv.DictReader((tmp_path / "report.csv").open())}
+    assert rows == {"model=a": "0 1", "model=b": "0", "data.simulation.seed=1 model=b": "1"}
