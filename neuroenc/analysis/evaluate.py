@@ -20,6 +20,10 @@ what it learned, into ``out_dir`` (default ``<run dir>/evaluation/<checkpoint na
     rf_positions.png       readout positions over a stimulus frame, per session
     temporal_filters.png   the learned frontend's temporal filters and their frequency response
     rf_recovery.png        simulated data: recovered vs true receptive-field centres
+    shifter.png            with a shifter: the readout shift against the gaze on the val frames,
+                           and the shift that follows the gaze (the truth on simulated data);
+                           summary.json ``shifter`` holds its slope per axis and, with the gaze in
+                           pixels (data.eye_px_per_unit), the RMS distance from that shift
 
 Bits per spike come from the training validation path itself (``EncoderModule.validation_step``
 under a Lightning Trainer with the training precision, on the same windows and batches), so the
@@ -43,7 +47,7 @@ from rich.table import Table
 
 from neuroenc import atomic
 from neuroenc.analysis import plots
-from neuroenc.analysis.health import readout_centers_px
+from neuroenc.analysis.health import readout_centers_px, shifter_response, shifter_summary
 from neuroenc.config.compose import CONF_DIR
 from neuroenc.config.schema import register
 from neuroenc.data.repeats import session_repeat_scores
@@ -212,6 +216,9 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     nyquist_gain = getattr(model.frontend, "nyquist_gain", None)
     summary["frontend_nyquist_gain"] = nyquist_gain() if nyquist_gain else None
     columns.update(rf_columns)
+    eye_px = cfg.data.get("eye_px_per_unit")
+    shifts = shifter_response(model, dm.sessions, "val", eye_px)
+    summary["shifter"] = shifter_summary(shifts, eye_px) if shifts else None
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic.open_for_write(out / "neurons.csv", "w", newline="") as f:
@@ -226,6 +233,8 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     plots.temporal_filters(model.frontend, dm.sessions[0].frame_rate, out / "temporal_filters.png")
     if "true_x_px" in columns:
         plots.rf_recovery(columns, info.frame_shape, out / "rf_recovery.png")
+    if shifts:
+        plots.shifter(shifts, summary["shifter"], out / "shifter.png")
     summary["out_dir"] = str(out)
     report(summary)
     return summary
@@ -261,6 +270,12 @@ def report(summary: dict) -> None:
     if summary.get("frontend_nyquist_gain") is not None:
         console.print(f"frontend temporal filters: gain at Nyquist at most {summary['frontend_nyquist_gain']:.2g} "
                       "of their peak (temporal_filters.png)")
+    sh = summary.get("shifter")
+    if sh:
+        unit = "px of gaze" if sh["gaze_in_px"] else "unit of gaze"
+        off = f"; {sh['rms_error_px']:.2f} px (rms) from the gaze" if sh["rms_error_px"] is not None else ""
+        console.print(f"shifter: readouts move {sh['slope_x']:.2f} (x) and {sh['slope_y']:.2f} (y) px per {unit}"
+                      f"{off} (shifter.png)")
     console.print(f"written to {summary['out_dir']}")
 
 

@@ -12,6 +12,10 @@ can (README, "Is the model using the stimulus?"):
   perfect model of behaviour alone reaches.
 - ``rf_distance_px_median`` (simulated data, every validation): median distance in pixels from
   each readout's centre to its neuron's true receptive-field centre.
+- :func:`shifter_response` (``python -m neuroenc.evaluate``): how far the trained shifter moves
+  the readouts for each gaze. Where the gaze is known in pixels (``data.eye_px_per_unit``, the
+  simulator's 1), the right shift is the gaze itself: a receptive field fixed on the retina
+  reads the screen at its position plus the gaze.
 """
 
 from __future__ import annotations
@@ -54,6 +58,41 @@ def rf_distances_px(encoder: Encoder, true_centers: dict[str, list], behavior_di
             return None
         out.append(np.hypot(*(pixels.numpy() - np.asarray(truth, dtype=np.float64)).T))
     return np.concatenate(out)
+
+
+def shifter_response(encoder: Encoder, sessions, split: str, eye_px_per_unit: float | None) -> dict | None:
+    """The trained shifter on every frame of ``split``: per session id, ``gaze`` ``(F, 2)`` (x, y)
+    in pixels (in the data's units where ``eye_px_per_unit`` is None) and ``shift`` ``(F, 2)``, the
+    pixels it moves the readouts by. None without a shifter.
+
+    The shifter sees the behaviour as training did (standardised with the session's training
+    statistics), one frame at a time: it maps each frame's eye position alone."""
+    shifter = encoder.shifter
+    if shifter is None:
+        return None
+    out = {}
+    for s in sessions:
+        frames = s.split_frames(split)
+        st = s.stats()
+        raw = np.asarray(s.behavior[frames], np.float64)
+        z = (raw - np.asarray(st["behavior_mean"])) / np.asarray(st["behavior_std"])
+        with torch.no_grad():
+            shift = shifter(torch.as_tensor(z, dtype=torch.float32)[None], s.id)[0].double().numpy()
+        gaze = raw[:, shifter.index.cpu().numpy()] * (eye_px_per_unit or 1.0)
+        out[s.id] = {"gaze": gaze, "shift": shift}
+    return out
+
+
+def shifter_summary(response: dict, eye_px_per_unit: float | None) -> dict:
+    """Per axis, the least-squares slope of shift on gaze over all sessions' frames (pixels of
+    shift per pixel of gaze, or per data unit without ``eye_px_per_unit``); with the gaze in
+    pixels also the RMS of shift - gaze, how far the readouts sit from where the retina puts them."""
+    gaze = np.concatenate([r["gaze"] for r in response.values()])
+    shift = np.concatenate([r["shift"] for r in response.values()])
+    slope = [float(np.polyfit(gaze[:, a], shift[:, a], 1)[0]) if np.ptp(gaze[:, a]) > 0 else float("nan")
+             for a in (0, 1)]
+    rms = float(np.sqrt(np.mean(np.sum((shift - gaze) ** 2, 1)))) if eye_px_per_unit else None
+    return {"slope_x": slope[0], "slope_y": slope[1], "rms_error_px": rms, "gaze_in_px": bool(eye_px_per_unit)}
 
 
 def shuffled_windows(session_of_window: np.ndarray, seed: int) -> np.ndarray:

@@ -122,3 +122,27 @@ def rf_recovery(columns: dict, frame_shape: tuple[int, int], path: Path) -> None
     ax.set_title(f"true -> recovered, median error {np.median(err):.2f} px")
     ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def shifter(response: dict, summary: dict, path: Path, max_points: int = 3000) -> None:
+    """The trained shifter: readout shift against gaze per axis, each session's frames (up to
+    ``max_points`` of them, evenly spaced); the diagonal, where the gaze is in pixels, is the
+    shift that follows the gaze exactly (the simulator's truth)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    unit = "px" if summary["gaze_in_px"] else "data units"
+    for a, (ax, name) in enumerate(zip(axes, "xy")):
+        lo, hi = math.inf, -math.inf
+        for sid, r in response.items():
+            keep = np.linspace(0, len(r["gaze"]) - 1, min(max_points, len(r["gaze"]))).astype(int)
+            ax.scatter(r["gaze"][keep, a], r["shift"][keep, a], s=4, alpha=0.3, label=sid)
+            lo, hi = min(lo, r["gaze"][:, a].min()), max(hi, r["gaze"][:, a].max())
+        if summary["gaze_in_px"] and lo < hi:
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="shift = gaze")
+        ax.set_xlabel(f"gaze {name} ({unit})")
+        ax.set_ylabel(f"readout shift {name} (px)")
+        per = "px of gaze" if summary["gaze_in_px"] else "unit"
+        ax.set_title(f"{name}: slope {summary[f'slope_{name}']:.2f} px per {per}", fontsize=10)
+        ax.legend(fontsize=7, markerscale=3)
+    if summary["rms_error_px"] is not None:
+        fig.suptitle(f"shifter: readouts {summary['rms_error_px']:.2f} px (rms) from where the gaze puts them", fontsize=10)
+    _save(fig, path)

@@ -46,7 +46,10 @@ def test_evaluate_writes_per_neuron_csv_and_plots_and_reproduces_the_logged_val_
         assert 0 <= float(r_["true_x_px"]) <= 15 and float(r_["rf_error_px"]) >= 0
     assert summary["rf_recovery"]["median_error_px"] >= 0
     assert 0 <= summary["frontend_nyquist_gain"] <= 1  # the micro run's frontend is learnable, not anti-aliased
-    for name in ("bps_histogram", "rf_positions", "temporal_filters", "rf_recovery"):
+    shifter = summary["shifter"]  # the simulator writes the gaze in pixels (data.eye_px_per_unit=1)
+    assert shifter["gaze_in_px"] and shifter["rms_error_px"] >= 0 and math.isfinite(shifter["slope_x"])
+    assert "shifter:" in r.stdout
+    for name in ("bps_histogram", "rf_positions", "temporal_filters", "rf_recovery", "shifter"):
         png = (out / f"{name}.png").read_bytes()
         assert png.startswith(PNG) and len(png) > 5000, name
 

@@ -1,6 +1,7 @@
 """Health figures: the stimulus-shuffled control, the behaviour-only reference and the warning."""
 
 import numpy as np
+import pytest
 import torch
 
 from neuroenc.analysis import health
@@ -59,3 +60,40 @@ def test_warning_when_the_trained_score_is_under_twice_the_shuffled_one():
     assert health.stimulus_warning({"best_val_bps_overall": 0.05, "val_bps_stimulus_shuffled": -0.01}) is None
     assert health.stimulus_warning({"best_val_bps_overall": 0.5, "val_bps_stimulus_shuffled": 0.1}) is None
     assert health.stimulus_warning({"best_val_bps_overall": 0.5, "val_bps_stimulus_shuffled": None}) is None
+
+
+def test_shifter_response_reads_the_raw_gaze_and_scores_the_shift_against_it(tmp_path):
+    from types import SimpleNamespace
+
+    from neuroenc.model.shifter import MLPShifter
+
+    dm = datamodule(tmp_path)
+    ids = [s.id for s in dm.sessions]
+    names = dm.sessions[0].behavior_names
+    shifter = MLPShifter(names, ids, columns=["eye_x", "eye_y"], hidden=[], shared=False, required=True)
+    for s in dm.sessions:  # a linear shifter that undoes the standardisation: shift = the raw gaze
+        st = s.stats()
+        eye = [names.index("eye_x"), names.index("eye_y")]
+        last = shifter.mlps[s.id][-1]
+        last.weight.data = torch.diag(torch.tensor([st["behavior_std"][i] for i in eye], dtype=torch.float32))
+        last.bias.data = torch.tensor([st["behavior_mean"][i] for i in eye], dtype=torch.float32)
+    model = SimpleNamespace(shifter=shifter)
+    response = health.shifter_response(model, dm.sessions, "val", eye_px_per_unit=1.0)
+    for s in dm.sessions:
+        frames = s.split_frames("val")
+        np.testing.assert_allclose(response[s.id]["gaze"], s.behavior[frames][:, eye])
+        np.testing.assert_allclose(response[s.id]["shift"], response[s.id]["gaze"], atol=1e-4)
+    summary = health.shifter_summary(response, 1.0)
+    assert summary["slope_x"] == pytest.approx(1, abs=1e-4) and summary["slope_y"] == pytest.approx(1, abs=1e-4)
+    assert summary["rms_error_px"] < 1e-4 and summary["gaze_in_px"]
+
+    for s in dm.sessions:  # half the gaze, at 2 px per data unit: a slope of 1/4 px per px, off by 3/4 of it
+        shifter.mlps[s.id][-1].weight.data *= 0.5
+        shifter.mlps[s.id][-1].bias.data *= 0.5
+    response = health.shifter_response(model, dm.sessions, "val", eye_px_per_unit=2.0)
+    gaze = np.concatenate([r["gaze"] for r in response.values()])
+    summary = health.shifter_summary(response, 2.0)
+    assert summary["slope_x"] == pytest.approx(0.25, abs=1e-4) and summary["slope_y"] == pytest.approx(0.25, abs=1e-4)
+    assert summary["rms_error_px"] == pytest.approx(np.sqrt(np.mean(np.sum((0.75 * gaze) ** 2, 1))), rel=1e-3)
+    assert health.shifter_summary(response, None)["rms_error_px"] is None
+    assert health.shifter_response(SimpleNamespace(shifter=None), dm.sessions, "val", 1.0) is None
