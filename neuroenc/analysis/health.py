@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from neuroenc.data.sessions import valid_bins
-from neuroenc.data.windows import SessionBatchSampler, WindowDataset, collate_windows
+from neuroenc.data.windows import SessionBatchSampler, WindowDataset, collate_windows, normalization_constants
 from neuroenc.model.encoder import Encoder
 from neuroenc.training.metrics import BitsPerSpike
 
@@ -73,11 +73,11 @@ def shifter_response(encoder: Encoder, sessions, split: str, eye_px_per_unit: fl
     out = {}
     for s in sessions:
         frames = s.split_frames(split)
-        st = s.stats()
+        _, _, bm, b_inv = normalization_constants(s.stats())
         raw = np.asarray(s.behavior[frames], np.float64)
-        z = (raw - np.asarray(st["behavior_mean"])) / np.asarray(st["behavior_std"])
+        z = (raw.astype(np.float32) - bm) * b_inv
         with torch.no_grad():
-            shift = shifter(torch.as_tensor(z, dtype=torch.float32)[None], s.id)[0].double().numpy()
+            shift = shifter(torch.from_numpy(z)[None], s.id)[0].double().numpy()
         gaze = raw[:, shifter.index.cpu().numpy()] * (eye_px_per_unit or 1.0)
         out[s.id] = {"gaze": gaze, "shift": shift}
     return out

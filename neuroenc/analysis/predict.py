@@ -36,7 +36,7 @@ from omegaconf import DictConfig
 from neuroenc import atomic
 from neuroenc.config.compose import CONF_DIR
 from neuroenc.config.schema import register
-from neuroenc.data.windows import tile_segment
+from neuroenc.data.windows import normalization_constants, tile_segment
 
 register()
 
@@ -94,9 +94,7 @@ def predict(model, stim, behavior, session_id: str, *, batch_size: int = 16, nor
                          f"(batch and frames of stim {stim.shape}, columns {model.info.behavior_names})")
     norm = normalization or normalization_of(model, session_id)
     # the same float32 operations as WindowDataset, so the rates equal the ones training scores
-    sm, s_inv = np.float32(norm["stim_mean"]), np.float32(1.0 / norm["stim_std"])
-    bm = np.asarray(norm["behavior_mean"], np.float32)
-    b_inv = np.asarray(1.0 / np.asarray(norm["behavior_std"]), np.float32)
+    sm, s_inv, bm, b_inv = normalization_constants(norm)
     b, t = stim.shape[:2]
     if t == 0:
         raise ValueError("predict: stim has no frames")

@@ -147,6 +147,16 @@ class ResumableLoader(DataLoader):
         self.batch_sampler.resume_at(state["batches_served"])
 
 
+def normalization_constants(stats) -> tuple:
+    """``(stim_mean, 1 / stim_std, behavior_mean, 1 / behavior_std)`` as float32 from a session's
+    training statistics (``Session.stats()`` or those a checkpoint stores): inputs are standardised
+    as ``(x - mean) * inverse`` in float32 wherever a model sees them (training windows, raw-input
+    prediction, the shifter check), so they all get the same values."""
+    return (np.float32(stats["stim_mean"]), np.float32(1.0 / stats["stim_std"]),
+            np.asarray(stats["behavior_mean"], np.float32),
+            np.asarray(1.0 / np.asarray(stats["behavior_std"]), np.float32))
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """Windows of opened sessions, normalised with each session's training statistics.
 
@@ -163,12 +173,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.window = window
         self.readers = [{n: s.reader(n) for n in ("stim", "behavior", "robs", "dfs", "rates")
                          if getattr(s, n) is not None} for s in sessions]
-        self.norm = []
-        for s in sessions:
-            st = s.stats()
-            self.norm.append((np.float32(st["stim_mean"]), np.float32(1.0 / st["stim_std"]),
-                              np.asarray(st["behavior_mean"], np.float32),
-                              np.asarray(1.0 / np.asarray(st["behavior_std"]), np.float32)))
+        self.norm = [normalization_constants(s.stats()) for s in sessions]
 
     def __len__(self) -> int:
         return len(self.windows)
