@@ -13,17 +13,21 @@ Sensorium 2023 ships one folder per mouse (unzipped)::
 
 Arrays are NaN-padded after each trial's end: a trial ends at its last frame whose video is
 finite, and the frames after it are dropped. Tiers become splits (train -> train, oracle -> val,
-the four test tiers -> test); trials of tier ``none`` are left out. Responses are clipped at 0
-and kept as floats (bits per spike on them is a pseudo-likelihood score, see
-docs/data-format.md); NaN responses inside a trial are masked through ``dfs``. Behaviour is
-pupil dilation, running speed, pupil x, pupil y; a NaN in it inside a trial is filled by linear
-interpolation over time and counted. Trials with identical frames (the oracle tier shows each of
-its videos several times) are recorded in ``meta.json`` ``trial_stimulus``, for the repeat scores.
+the four test tiers -> test); trials of tier ``none`` are left out, and so are test-tier trials
+whose response file is absent (some copies ship those tiers without responses), with a warning; an
+absent response file of a train or oracle trial is an error. Responses are clipped at 0 and kept
+as floats (bits per spike on them is a pseudo-likelihood score, see docs/data-format.md); NaN
+responses inside a trial are masked through ``dfs``. Behaviour is pupil dilation, running speed
+and the pupil centre, which becomes ``eye_x``, ``eye_y``: the columns the shifter reads
+(``shifter.columns``). A NaN in it inside a trial is filled by linear interpolation over time and
+counted. Trials with identical frames (the oracle tier shows each of its videos several times) are
+recorded in ``meta.json`` ``trial_stimulus``, for the repeat scores.
 
 The conversion reads every trial twice (lengths first, then data) and streams each mouse to disk
 with :class:`~neuroenc.data.sessions.SessionWriter`, so memory stays at one trial. All mice are
 written into a temporary directory beside the destination, checked by opening them (which also
-stores their training statistics), and only then renamed into place: a failed import leaves the
+stores their training statistics) and given their ``import_report.json``
+(:mod:`neuroenc.data.import_report`), and only then renamed into place: a failed import leaves the
 destination as it was.
 """
 
@@ -41,11 +45,17 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from neuroenc import atomic
+from neuroenc.data import import_report
 from neuroenc.data.repeats import StimulusHasher
 from neuroenc.data.sessions import SessionWriter, link_problem, npy_problem, open_session, read_npy_header
 
 FRAME_RATE = 30.0  # Hz, the rate at which Sensorium 2023 videos and responses are sampled
-BEHAVIOR_NAMES = ["pupil_dilation", "running_speed", "pupil_x", "pupil_y"]
+# behaviour columns: (source array, row, Sensorium's name); the pupil centre is the eye position, named as the
+# shifter looks for it (shifter.columns), or the default model would silently run without a shifter
+SOURCE_COLUMNS = [("behavior", 0, "pupil_dilation"), ("behavior", 1, "running_speed"), ("pupil_center", 0, "pupil_x"),
+                  ("pupil_center", 1, "pupil_y")]
+RENAMED = {"pupil_x": "eye_x", "pupil_y": "eye_y"}
+BEHAVIOR_NAMES = [RENAMED.get(name, name) for _, _, name in SOURCE_COLUMNS]
 TIER_SPLITS = {
     "train": "train",
     "oracle": "val",
@@ -74,6 +84,17 @@ class Mouse:
     coordinates: np.ndarray
     lengths: dict[int, int] = field(default_factory=dict)  # frames before the NaN padding
     stim_dtype: type = np.uint8
+    responses_absent: dict[str, list[int]] = field(default_factory=dict)  # test tier -> trials left out
+    warned: list[str] = field(default_factory=list)  # every warning as issued, for the import report
+
+    def warn(self, text: str):
+        text = f"mouse {self.folder.name!r}: {text}"
+        self.warned.append(text)
+        warnings.warn(text, stacklevel=3)
+
+    @property
+    def tier_none(self) -> list[int]:
+        return sorted(t for t, tier in self.tiers.items() if tier == "none")
 
     def file(self, array: str, trial: int) -> Path:
         return self.folder / "data" / array / f"{trial}.npy"
@@ -193,10 +214,27 @@ def read_mouse(folder: Path) -> Mouse:
         mouse.fail(f"data/videos/{missing[0]}.npy", f"missing (trial {missing[0]} has tier "
                                                     f"{mouse.tiers[missing[0]]!r}; {len(missing)} trials missing)")
     mouse.trials = sorted(t for t in ids if TIER_SPLITS[mouse.tiers[t]] is not None)
+    leave_out_absent_test_responses(mouse)
     for split, tier in (("train", "train"), ("val", "oracle")):  # what training needs; a test split may be absent
         if not any(TIER_SPLITS[mouse.tiers[t]] == split for t in mouse.trials):
             mouse.fail("meta/trials/tiers.npy", f"no trial has tier {tier!r} (the {split} split)")
     return mouse
+
+
+def leave_out_absent_test_responses(mouse: Mouse) -> None:
+    """Drop the test-tier trials without a response file, with a warning: the live and final test
+    tiers are published with videos and behaviour only. A train or oracle trial without one stays
+    an error (when it is read). A broken link is not absent: reading it names the problem."""
+    absent = {t for t in mouse.trials if TIER_SPLITS[mouse.tiers[t]] == "test"
+              and not mouse.file("responses", t).exists() and not mouse.file("responses", t).is_symlink()}
+    if not absent:
+        return
+    mouse.responses_absent = {tier: sorted(t for t in absent if mouse.tiers[t] == tier) for tier in TIER_SPLITS
+                              if any(mouse.tiers[t] == tier for t in absent)}
+    mouse.trials = [t for t in mouse.trials if t not in absent]
+    per_tier = ", ".join(f"{len(v)} of tier {tier!r}" for tier, v in mouse.responses_absent.items())
+    mouse.warn(f"test-tier trials left out because their response file (data/responses/<trial>.npy) is absent: "
+               f"{len(absent)} ({per_tier})")
 
 
 def trial_length(mouse: Mouse, trial: int) -> tuple[int, bool]:
@@ -268,9 +306,8 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
             beh = np.concatenate([mouse.load("behavior", t)[:, :n], mouse.load("pupil_center", t)[:, :n]]).T
             beh, filled = fill_nan(beh.astype(np.float64))
             if np.isnan(beh).any():
-                col = BEHAVIOR_NAMES[int(np.flatnonzero(np.isnan(beh).any(0))[0])]
-                array = "behavior" if col in BEHAVIOR_NAMES[:2] else "pupil_center"
-                mouse.fail(mouse.file(array, t), f"{col} is NaN on every frame of the trial")
+                array, row, name = SOURCE_COLUMNS[int(np.flatnonzero(np.isnan(beh).any(0))[0])]
+                mouse.fail(mouse.file(array, t), f"{name} (row {row}) is NaN on every frame of the trial")
             counts["behavior_nan_filled"] += filled
             counts["padding_frames_dropped"] += video.shape[2] - n
             stim = stim if as_uint8 else stim.astype(np.float16)
@@ -288,7 +325,10 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
             "source_folder": str(mouse.folder.resolve()),
             "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "trial_tiers": {str(t): mouse.tiers[t] for t in mouse.trials},
-            "trials_dropped_tier_none": sorted(t for t, tier in mouse.tiers.items() if tier == "none"),
+            "trials_dropped_tier_none": mouse.tier_none,
+            "trials_dropped_responses_absent": mouse.responses_absent,
+            "behavior_columns": {BEHAVIOR_NAMES[j]: f"data/{array}/<trial>.npy row {row} ({name})"
+                                 for j, (array, row, name) in enumerate(SOURCE_COLUMNS)},
             "responses": "deconvolved calcium activity, clipped at 0 (not spike counts)",
             "neuron_coordinates": "meta/neurons/cell_motor_coordinates.npy",
             **counts,
@@ -302,10 +342,28 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
     for key, what in (("responses_nan_masked", "NaN response bins masked through dfs"),
                       ("behavior_nan_filled", "NaN behaviour values filled by interpolation")):
         if counts[key]:
-            warnings.warn(f"mouse {mouse.folder.name!r}: {counts[key]} {what}", stacklevel=2)
+            mouse.warn(f"{counts[key]} {what}")
     return {"session_id": mouse.session_id, "neurons": len(mouse.unit_ids), "frames": n_frames,
             "trials": {s: len(v) for s, v in splits.items()}, **counts,
             "repeated_videos": len(set(stimulus.values()))}
+
+
+def report(mouse: Mouse, session, summary: dict) -> dict:
+    """The import report of ``mouse``, written as ``session`` (:mod:`neuroenc.data.import_report`)."""
+    in_tiers = list(mouse.tiers.values())
+    read = {
+        "mouse_folder": str(mouse.folder.resolve()),
+        "trials_per_tier": {tier: in_tiers.count(tier) for tier in TIER_SPLITS if tier in in_tiers},
+        "trials_left_out_tier_none": mouse.tier_none,
+        "trials_left_out_responses_absent": mouse.responses_absent,
+        "neurons": len(mouse.unit_ids),
+        "repeated_videos": summary["repeated_videos"],
+    }
+    done = {key: summary[key] for key in ("padding_frames_dropped", "responses_nan_masked", "responses_clipped",
+                                          "behavior_nan_filled")}
+    done["columns_renamed"] = dict(RENAMED)
+    return import_report.build(session, source=str(mouse.folder.resolve()), importer="sensorium2023", read=read,
+                               done=done, warnings=mouse.warned)
 
 
 def convert(src: str | Path, dst: str | Path, overwrite: bool = False, show_progress: bool = True) -> list[dict]:
@@ -340,8 +398,9 @@ def convert(src: str | Path, dst: str | Path, overwrite: bool = False, show_prog
     try:
         with Progress(*columns, disable=not show_progress) as progress:
             summaries = [convert_mouse(m, tmp / m.session_id, progress) for m in mice]
-        for m in mice:
-            open_session(tmp / m.session_id)  # validates, and stores training statistics beside the data
+        for m, summary in zip(mice, summaries):
+            session = open_session(tmp / m.session_id)  # validates, and stores training statistics beside the data
+            import_report.write(session.path, report(m, session, summary))
         atomic.replace_dir(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

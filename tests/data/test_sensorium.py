@@ -1,5 +1,6 @@
-"""The Sensorium 2023 importer: a fabricated folder in the published layout converts, trains, and
-bad input or an existing destination stops the import without leaving anything half-written."""
+"""The Sensorium 2023 importer: a fabricated folder in the published layout converts, trains with
+the default shifter on the pupil centre, and bad input or an existing destination stops the
+import without leaving anything half-written."""
 
 import json
 from pathlib import Path
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import TINY_MODEL, compose_config, run_cli
 
-from neuroenc.data.sensorium import BEHAVIOR_NAMES, SensoriumFormatError, convert
+from neuroenc.data.sensorium import SensoriumFormatError, convert
 from neuroenc.data.sessions import open_sessions
 
 # every tier, one trial of tier none; trial files hold ALLOC frames, NaN-padded after each trial's end
@@ -78,7 +79,8 @@ def test_tiers_become_splits_padding_is_dropped_and_responses_are_clipped(src, t
         np.testing.assert_array_equal(s.stim[t2[0]:t2[1]], np.moveaxis(video[:, :, :lengths[2]], -1, 0))
         beh = np.concatenate([np.load(folder / "data" / sub / "2.npy") for sub in ("behavior", "pupil_center")])
         np.testing.assert_allclose(s.behavior[t2[0]:t2[1]], beh[:, :lengths[2]].T)
-        assert s.behavior_names == BEHAVIOR_NAMES == ["pupil_dilation", "running_speed", "pupil_x", "pupil_y"]
+        # the pupil centre is the eye position, under the names the shifter reads
+        assert s.behavior_names == ["pupil_dilation", "running_speed", "eye_x", "eye_y"]
         robs = np.asarray(s.robs)
         assert robs.dtype == np.float32 and np.isfinite(robs).all() and robs.min() == 0.0
         assert robs.max() > 1 and (robs != np.round(robs)).any()  # kept as floats, not counts
@@ -88,20 +90,39 @@ def test_tiers_become_splits_padding_is_dropped_and_responses_are_clipped(src, t
                                    np.load(folder / "meta" / "neurons" / "cell_motor_coordinates.npy"))
         prov = s.meta["provenance"]
         assert prov["source"] == "sensorium2023" and prov["trials_dropped_tier_none"] == [3]
+        assert prov["trials_dropped_responses_absent"] == {}
+        assert prov["behavior_columns"]["eye_x"] == "data/pupil_center/<trial>.npy row 0 (pupil_x)"
+        assert prov["behavior_columns"]["eye_y"] == "data/pupil_center/<trial>.npy row 1 (pupil_y)"
         assert prov["padding_frames_dropped"] == sum(ALLOC - lengths[kept]) and prov["responses_clipped"] > 0
         assert s.frame_rate == 30.0 and (s.path / "stats.json").exists()
 
 
-def test_converted_sessions_train_a_step(src, tmp_path):
+def test_converted_sessions_train_with_the_default_shifter_reading_the_pupil_centre(src, tmp_path):
+    import torch
+
+    from neuroenc.training.loading import load
     from neuroenc.training.run import train
 
     quiet_convert(src, tmp_path / "sessions")
     cfg = compose_config(["data=sessions", f"data.root={tmp_path / 'sessions'}", "data.window=16", "data.burn_in=4",
-                          "data.batch_size=4", *SMALL_FRAMES_MODEL, "trainer.max_epochs=1", "trainer.max_steps=1",
+                          "data.batch_size=4", *SMALL_FRAMES_MODEL, "trainer.max_epochs=1", "trainer.max_steps=2",
                           "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "eval_init=true"])
-    result = train(cfg, tmp_path / "run")  # scores the whole val split (oracle tier), then one step
-    assert result["steps"] == 1 and np.isfinite(result["init_val_bps_overall"])
-    assert result["val_bps_oracle"] is None and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    assert cfg.shifter.required is False  # the default, shifter=auto: it is on only because the columns are there
+    result = train(cfg, tmp_path / "run")  # scores the whole val split (oracle tier), then two steps
+    assert result["steps"] == 2 and np.isfinite(result["init_val_bps_overall"])
+    assert result["val_bps_oracle"] is None and result["parameters"]["shifter"] > 0
+    model = load(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert model.shifter is not None and model.shifter.active
+    names = model.info.behavior_names
+    assert [names[i] for i in model.shifter.index.tolist()] == ["eye_x", "eye_y"] == names[2:]
+    # trained: the last layer, zero at the start, has moved (a step trains one session's), and the
+    # shift follows the eye columns only
+    trained = [k for k, mlp in model.shifter.mlps.items() if mlp[-1].bias.abs().sum() > 0]
+    assert trained
+    behavior = torch.zeros(1, 1, len(names))
+    shift = lambda column, value: model.shifter(behavior.index_fill(-1, torch.tensor([column]), value), trained[0])
+    assert not torch.equal(shift(2, 1.0), shift(2, 0.0)) and not torch.equal(shift(3, 1.0), shift(3, 0.0))
+    assert torch.equal(shift(0, 1.0), shift(0, 0.0)) and torch.equal(shift(1, 1.0), shift(1, 0.0))
 
 
 def test_cli_imports_and_refuses_to_overwrite_unless_told(src, tmp_path):
@@ -129,8 +150,13 @@ def mouse(src, m=1):
     (lambda f: (f / "data/pupil_center/7.npy").unlink(),
      "data/pupil_center/7.npy: missing (trial 7 has tier 'final_test_main')"),
     (lambda f: (f / "data/videos/2.npy").unlink(), "data/videos/2.npy: missing (trial 2 has tier 'train'"),
+    # only the test tiers may come without responses
+    (lambda f: (f / "data/responses/2.npy").unlink(), "data/responses/2.npy: missing (trial 2 has tier 'train')"),
+    (lambda f: (f / "data/responses/10.npy").unlink(), "data/responses/10.npy: missing (trial 10 has tier 'oracle')"),
     (lambda f: np.save(f / "data/behavior/2.npy", np.zeros((2, 20), np.float32)),
      "data/behavior/2.npy: 20 frames, fewer than the video's"),
+    (lambda f: np.save(f / "data/pupil_center/2.npy", np.full((2, ALLOC), np.nan, np.float32)),
+     "data/pupil_center/2.npy: pupil_x (row 0) is NaN on every frame of the trial"),
     (lambda f: np.save(f / "meta/trials/tiers.npy", np.array(TIERS[:-1] + ["holdout"])),
      "meta/trials/tiers.npy: unknown tiers ['holdout']"),
     (lambda f: np.save(f / "meta/neurons/cell_motor_coordinates.npy", np.zeros((6, 2))),
@@ -172,3 +198,28 @@ def test_nan_behaviour_inside_a_trial_is_interpolated_and_counted(src, tmp_path)
     s = open_sessions(tmp_path / "sessions")[0]
     assert s.meta["provenance"]["behavior_nan_filled"] == 1
     assert s.behavior[3, 1] == pytest.approx((beh[1, 2] + beh[1, 4]) / 2)
+
+
+def test_test_tier_trials_without_response_files_are_left_out_with_a_warning(src, tmp_path):
+    first, second = sorted(src.iterdir())
+    for t in (4, 7, 9):  # live_test_main, final_test_main, final_test_bonus: videos and behaviour stay
+        (second / f"data/responses/{t}.npy").unlink()
+    for t in (4, 6, 7, 9):  # every test trial: the mouse has no test split
+        (first / f"data/responses/{t}.npy").unlink()
+    with pytest.warns(UserWarning) as caught:
+        convert(src, tmp_path / "sessions", show_progress=False)
+    texts = [str(w.message) for w in caught]
+    said = "test-tier trials left out because their response file (data/responses/<trial>.npy) is absent: "
+    assert (f"mouse {second.name!r}: {said}3 (1 of tier 'live_test_main', 1 of tier 'final_test_main', "
+            "1 of tier 'final_test_bonus')") in texts
+    assert (f"mouse {first.name!r}: {said}4 (1 of tier 'live_test_main', 1 of tier 'live_test_bonus', "
+            "1 of tier 'final_test_main', 1 of tier 'final_test_bonus')") in texts
+    a, b = open_sessions(tmp_path / "sessions")
+    assert a.meta["splits"] == {"train": [0, 2, 5, 8], "val": [1, 10]}
+    assert b.meta["splits"] == {"train": [0, 2, 5, 8], "val": [1, 10], "test": [6]}
+    for s, folder, kept in ((a, first, [0, 1, 2, 5, 8, 10]), (b, second, [0, 1, 2, 5, 6, 8, 10])):
+        assert list(np.unique(s.trial)) == kept and s.n_frames == sum(np.load(folder / "lengths.npy")[kept])
+    assert a.meta["provenance"]["trials_dropped_responses_absent"] == {
+        "live_test_main": [4], "live_test_bonus": [6], "final_test_main": [7], "final_test_bonus": [9]}
+    assert b.meta["provenance"]["trials_dropped_responses_absent"] == {
+        "live_test_main": [4], "final_test_main": [7], "final_test_bonus": [9]}
