@@ -79,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--frame-column", default="frame", help="the presentations' column of movie frame numbers")
     g.add_argument("--uncovered", choices=nwb_options.UNCOVERED, default="mask",
                    help="bins that behaviour or traces do not cover: mark them invalid (mask, default) or refuse")
+    g.add_argument("--allow-no-val", action="store_true",
+                   help="import sessions without validation trials (refused by default: training needs them)")
     chk = sub.add_parser("check", help="print the import report of every session under DST")
     chk.add_argument("root", metavar="DST", help="a session directory or a directory of sessions")
     return p
@@ -101,7 +103,8 @@ def run_import(args) -> list[dict]:
                           stimulus_id_column=args.stimulus_id_column, crop=args.crop, fit=args.fit,
                           frame_axes=args.frame_axes, resample=args.resample, image_order=args.image_order,
                           stimulus_file=args.stimulus_file, presentations=args.presentations,
-                          frame_column=args.frame_column, uncovered=args.uncovered)
+                          frame_column=args.frame_column, uncovered=args.uncovered,
+                          allow_no_val=args.allow_no_val)
     return nwb.convert(src, dst, options, overwrite=args.overwrite)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from neuroenc.data.nwb.options import NWBImportError
 
-CHUNK = 256  # frames read at a time: memory stays at a chunk of the source, not the movie
+CHUNK = 64  # frames read at a time: memory stays at a chunk of the source (50 MB of 304x608 float32), not the movie
 
 
 def _grey(frames: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ class Options:
     resample: str | None = None  # nearest or mean: how a stimulus at another rate is sampled
     image_order: str = "stored"  # natural: Images without order_of_images in numeric-aware name order
     uncovered: str = "mask"  # behaviour or traces that do not cover a bin: mask the bin, or refuse
+    allow_no_val: bool = False  # import a session without validation trials all the same
 
     def check(self) -> None:
         h, w = self.frame_shape

@@ -132,11 +132,13 @@ def _splits(trials: Trials, kept, opts: Options, source: Path) -> tuple[dict, di
         how = (f"--split-fractions {','.join(f'{f:g}' for f in opts.split_fractions)} over {len(set(groups))} "
                + ("videos" if stimulus_ids else "trials"))
     splits = {s: v for s, v in splits.items() if v}
-    for name in ("train", "val"):
+    for name in ("train",) if opts.allow_no_val else ("train", "val"):
         if name not in splits:
             raise NWBImportError(f"{source}: splits: no {name} trial from {how}, of {len(trials.ids)} imported trials; "
                                  "a session needs training and validation trials: give more trials, or say which trial "
-                                 "is which with --split-column")
+                                 "is which with --split-column"
+                                 + ("" if name == "train" else "; or pass --allow-no-val (training then needs "
+                                    "data.allow_no_validation=true)"))
     return splits, stimulus_ids
 
 
