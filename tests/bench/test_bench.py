@@ -122,3 +122,13 @@ def test_all_presets_table_has_a_row_per_preset(tmp_path):
     assert all(row["step_s"] > 0 and row["flops_per_step"] > 0 for row in rows)
     for p in presets():
         assert f"experiment={p}" in r.stdout  # the table
+
+
+@pytest.mark.slow
+def test_importing_a_60_s_304x608_movie_stays_under_2_gib(tmp_path):
+    """The NWB importer reads a long movie a chunk at a time: the child's peak memory (torch and
+    pynwb's ~0.6 GB included) stays under 2 GiB for Allen's natural-movie size."""
+    proc = run_cli(["nwb_import", "--json", "--dir", str(tmp_path)], cwd=tmp_path, module="neuroenc.bench")
+    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert result["exit_status"] == 0 and result["source_mb"] > 300
+    assert result["import_peak_rss_mb"] < 2048
