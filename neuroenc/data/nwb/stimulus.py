@@ -78,10 +78,12 @@ class Stimulus:
         return np.unique(e[e >= 0])
 
     def entries_during(self, spans: list[tuple[float, float]]) -> np.ndarray:
-        """Entries on screen at some time inside the given spans (the imported trials)."""
+        """Entries shown wholly inside one of the spans (the imported trials): the frames a bin
+        could have shown. One on screen across a trial's edge (the previous trial's last frame
+        before a late first flip) is not counted."""
         hit = np.zeros(len(self.timeline.onset), bool)
         for a, b in spans:
-            hit |= (self.timeline.onset < b) & (self.timeline.offset > a)
+            hit |= (self.timeline.onset >= a) & (self.timeline.offset <= b)
         return np.flatnonzero(hit)
 
 
