@@ -22,7 +22,10 @@ from neuroenc.data.repeats import StimulusHasher
 from neuroenc.data.sessions import SessionWriter, open_session
 
 SPLIT_NAMES = ("train", "val", "test")
-_TIME_TOLERANCE = 1e-3  # of a bin: a trial written as start + n / rate keeps its n-th bin
+# of a bin: a trial whose stop time cuts its last bin short by less keeps that bin. Photodiode
+# flips jitter by a fraction of a millisecond, so a trial from one flip to the flip after its last
+# frame spans n bins give or take that: it must still get all n of its frames.
+BIN_TOLERANCE = 0.1
 
 
 @dataclass
@@ -78,7 +81,7 @@ def read_trials(objects: dict, opts: Options, stimulus: Stimulus, source: Path) 
     ids, starts, cut = [], [], 0
     for tid, a, b in zip(df.index.tolist(), df["start_time"], df["stop_time"]):
         a, b = max(float(a), span.start), min(float(b), span.stop)
-        n = int(np.floor((b - a) / period + _TIME_TOLERANCE))
+        n = int(np.floor((b - a) / period + BIN_TOLERANCE))
         if n <= 0:
             cut += 1
             continue
@@ -90,7 +93,7 @@ def read_trials(objects: dict, opts: Options, stimulus: Stimulus, source: Path) 
     order = np.argsort([s[0] for s in starts], kind="stable")
     for i, j in zip(order[:-1], order[1:]):
         end = starts[i][-1] + period
-        if starts[j][0] < end - _TIME_TOLERANCE * period:
+        if starts[j][0] < end - BIN_TOLERANCE * period:  # a last bin kept by the tolerance is no overlap
             raise NWBImportError(f"{source}: trials: {path!r} rows {ids[i]} ({starts[i][0]:.4f}-{end:.4f} s) and "
                                  f"{ids[j]} (from {starts[j][0]:.4f} s) overlap: their frames would be imported twice "
                                  "(and could land in two splits). Give a table of non-overlapping trials with --trials")

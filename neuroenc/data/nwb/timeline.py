@@ -17,6 +17,7 @@ import numpy as np
 from neuroenc.data.nwb.options import NWBImportError
 
 BLANK = -1  # an entry or a bin showing the blank (mean-luminance) frame
+ONSET_TOLERANCE = 1e-6  # s: an onset this close before a sampling time counts as at it (float rounding of t0 + k/R)
 RATE_TOLERANCE = 0.02  # a source rate within 2% of a multiple of the bin rate counts as that multiple
 
 
@@ -64,7 +65,10 @@ class Timeline:
         return float(1.0 / np.median(d)) if len(d) else float("nan")
 
     def entries_at(self, times: np.ndarray) -> np.ndarray:
-        """The entry on screen at each time, -1 where none is."""
+        """The entry on screen at each time, -1 where none is. A frame whose onset is the time
+        itself is on screen then, even where the two were computed with different rounding (a
+        60 Hz movie's odd onsets fall exactly on 30 Hz bin centres)."""
+        times = np.asarray(times, np.float64) + ONSET_TOLERANCE
         i = np.searchsorted(self.onset, times, side="right") - 1
         on = (i >= 0) & (times < self.offset[np.maximum(i, 0)])
         return np.where(on, i, -1)
