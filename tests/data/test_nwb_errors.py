@@ -2,9 +2,7 @@
 write nothing; external video clips are decoded; the import report says what was read and done;
 an unforeseen exception is reported as an importer bug with its traceback saved."""
 
-import datetime
 import json
-import warnings
 from pathlib import Path
 
 import h5py
@@ -17,7 +15,8 @@ from neuroenc.data.sessions import open_sessions
 
 pynwb = pytest.importorskip("pynwb")
 av = pytest.importorskip("av")
-from pynwb import NWBHDF5IO, NWBFile, TimeSeries  # noqa: E402
+from nwb_fixtures import new_nwb, save  # noqa: E402
+from pynwb import TimeSeries  # noqa: E402
 from pynwb.image import ImageSeries  # noqa: E402
 
 RATE = 30.0
@@ -32,8 +31,7 @@ def movie(n=N_FRAMES, seed=0) -> np.ndarray:
 def nwb_file(path: Path, *, stimulus=None, trials=((0.0, 1.0), (1.0, 2.0), (2.0, 3.0)), spikes_offset=0.0,
              behavior=None) -> Path:
     """Frames on screen every 1/30 s from 0, three trials, two units firing throughout."""
-    nwb = NWBFile(session_description="t", identifier=path.stem,
-                  session_start_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
+    nwb = new_nwb(path.stem)
     nwb.add_stimulus(stimulus if stimulus is not None else
                      ImageSeries(name="movie", data=movie(), unit="n.a.", rate=RATE, starting_time=0.0))
     for a, b in trials:
@@ -43,11 +41,7 @@ def nwb_file(path: Path, *, stimulus=None, trials=((0.0, 1.0), (1.0, 2.0), (2.0,
         nwb.add_unit(spike_times=np.sort(rng.uniform(0, 3, 200)) + spikes_offset, id=j)
     if behavior is not None:
         nwb.add_acquisition(behavior)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with NWBHDF5IO(str(path), "w") as io:
-            io.write(nwb)
-    return path
+    return save(nwb, path)
 
 
 def options(**kw) -> Options:
@@ -111,8 +105,7 @@ def test_the_raw_two_photon_movie_is_never_taken_for_the_stimulus(tmp_path):
     from pynwb.device import Device
     from pynwb.ophys import OpticalChannel, TwoPhotonSeries
 
-    nwb = NWBFile(session_description="t", identifier="2p",
-                  session_start_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
+    nwb = new_nwb("2p")
     device = Device(name="scope")
     nwb.add_device(device)
     plane = nwb.create_imaging_plane(name="plane", optical_channel=OpticalChannel(name="g", description="g",
@@ -122,9 +115,7 @@ def test_the_raw_two_photon_movie_is_never_taken_for_the_stimulus(tmp_path):
     nwb.add_acquisition(TwoPhotonSeries(name="raw", data=movie(), imaging_plane=plane, rate=RATE, unit="n.a.",
                                         starting_time=0.0))
     nwb.add_trial(start_time=0.0, stop_time=3.0)
-    f = tmp_path / "2p.nwb"
-    with NWBHDF5IO(str(f), "w") as io:
-        io.write(nwb)
+    f = save(nwb, tmp_path / "2p.nwb")
     refused(f, tmp_path, r"stimulus: no stimulus series under stimulus/ .*acquisition/raw")
     refused(f, tmp_path, r"'acquisition/raw' is a TwoPhotonSeries, the imaging data of a microscope",
             stimulus="raw")
