@@ -1,12 +1,16 @@
 """Sessions with zero behaviour columns are valid: written, opened, scanned, windowed and imported
 from an NWB file without ``--behavior``."""
 
+import logging
+
 import numpy as np
 import pytest
+import torch
 from conftest import tiny_session
 
 from neuroenc.data.datamodule import SessionDataModule
 from neuroenc.data.sessions import SessionWriter, open_session, open_sessions
+from neuroenc.model.modulator import ConvGRUModulator
 
 T, N = 120, 5
 
@@ -33,10 +37,22 @@ def test_the_writer_takes_a_zero_column_block_or_none_and_names_a_block_that_doe
 def test_windows_of_a_session_without_behaviour_have_zero_behaviour_columns(tmp_path):
     tiny_session(tmp_path / "sessions" / "a", "a")
     dm = SessionDataModule(str(tmp_path / "sessions"), window=20, burn_in=6, batch_size=4, num_workers=0, seed=0,
-                           frame_rate=None, eye_px_per_unit=None)
+                           frame_rate=None, eye_px_per_unit=None, allow_no_validation=False)
     assert dm.info.behavior_dim == 0 and dm.info.behavior_names == []
     batch = next(iter(dm.train_dataloader()))
     assert batch["behavior"].shape == (4, 20, 0) and batch["stim"].shape == (4, 1, 20, 12, 16)
+
+
+def test_a_convgru_without_behaviour_has_no_embedding_and_says_its_embedding_size_does_nothing(caplog):
+    with caplog.at_level(logging.WARNING, logger="neuroenc.model.modulator"):
+        quiet = ConvGRUModulator(4, behavior_dim=0, hidden_dim=4, beh_emb_dim=0, kernel_size=1)
+    assert quiet.embed is None and not caplog.records
+    with caplog.at_level(logging.WARNING, logger="neuroenc.model.modulator"):
+        idle = ConvGRUModulator(4, behavior_dim=0, hidden_dim=4, beh_emb_dim=8, kernel_size=1)
+    assert idle.embed is None
+    assert "modulator.beh_emb_dim=8 does nothing: the data has no behaviour columns" in caplog.text
+    out = idle(torch.zeros(2, 4, 5, 3, 3), torch.zeros(2, 5, 0))
+    assert out.shape == (2, 4, 5, 3, 3)
 
 
 def test_an_nwb_file_imports_without_behaviour(tmp_path):
