@@ -62,6 +62,20 @@ MICRO_MODEL = [
 MICRO = MICRO_DATA + MICRO_MODEL
 
 
+def tiny_session(path, session_id: str = "mouse1", **over) -> Path:
+    """A session of 4 trials of 30 frames (12 x 16 pixels, 5 neurons, trials 0, 1 train, 2 val,
+    3 test) and no behaviour columns; ``over`` replaces any argument of ``write_session``."""
+    import numpy as np
+
+    from neuroenc.data.sessions import write_session
+
+    rng = np.random.default_rng(0)
+    arrays = dict(session_id=session_id, stim=rng.integers(0, 255, (120, 12, 16), dtype=np.uint8),
+                  robs=rng.poisson(0.3, (120, 5)).astype(np.float32), trial=np.repeat(np.arange(4), 30),
+                  splits={"train": [0, 1], "val": [2], "test": [3]}, frame_rate=30.0)
+    return write_session(path, **{**arrays, **over})
+
+
 @pytest.fixture(scope="session", autouse=True)
 def data_cache(tmp_path_factory):
     """Every test generates simulated data into one throw-away cache."""

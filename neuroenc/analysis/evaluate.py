@@ -62,12 +62,15 @@ register()
 def best_checkpoint(run_dir: Path) -> Path:
     """A run directory's best checkpoint by val_bps_overall (as its metrics.json names it)."""
     metrics = Path(run_dir) / "metrics.json"
-    best = json.loads(metrics.read_text()).get("best_checkpoint") if metrics.exists() else None
+    recorded = json.loads(metrics.read_text()) if metrics.exists() else {}
+    best = recorded.get("best_checkpoint")
     if best is None:
         found = sorted((Path(run_dir) / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
         if not found:
+            why = (" (its metrics.json: it never validated, so no checkpoint is best; give "
+                   f"checkpoint={Path(run_dir) / 'checkpoints' / 'last.ckpt'})" if recorded.get("no_validation") else "")
             raise FileNotFoundError(f"checkpoint: {str(run_dir)!r} is a directory without a best checkpoint "
-                                    "(checkpoints/best-*.ckpt)")
+                                    f"(checkpoints/best-*.ckpt){why}")
         best = found[-1]
     return Path(best)
 
@@ -188,6 +191,12 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     dm = build_datamodule(cfg)
     dm.prepare_data()
     info = dm.info
+    empty = [s for s in splits if not len(dm.windows[s])]
+    if empty:
+        rest = [s for s in splits if s not in empty]
+        raise ValueError(f"splits: no session under {str(dm.data_root())!r} has a window of data.window={dm.window} "
+                         f"frames in {empty} (meta.json splits); "
+                         + (f"evaluate the others: splits=[{','.join(rest)}]" if rest else "there is nothing to score"))
     if info.session_ids != model.info.session_ids or info.n_neurons != model.info.n_neurons:
         raise ValueError(f"checkpoint {str(checkpoint)!r} was trained on sessions {model.info.n_neurons} "
                          f"(id: neurons) but the data now holds {info.n_neurons}")

@@ -53,6 +53,16 @@ def _as_batch(array, name: str, ndim: int) -> tuple[np.ndarray, bool]:
     raise ValueError(f"predict: {name} has shape {a.shape}; expected {ndim} dimensions or {ndim + 1} (batched)")
 
 
+def _behavior_or_none(model, behavior, stim: np.ndarray):
+    """``behavior`` as given, or for None the ``(B, T, 0)`` behaviour of a model that reads none."""
+    if behavior is not None:
+        return behavior
+    if model.info.behavior_dim:
+        raise ValueError(f"predict: behavior is None, but the model reads {model.info.behavior_dim} behaviour columns "
+                         f"{model.info.behavior_names}; pass them raw, (T, {model.info.behavior_dim})")
+    return np.zeros((*stim.shape[:2], 0), np.float32)
+
+
 def normalization_of(model, session_id: str) -> dict:
     """The session's stored statistics (``stim_mean``, ``stim_std``, ``behavior_mean``, ``behavior_std``)."""
     stored = getattr(model, "normalization", None) or {}
@@ -70,7 +80,8 @@ def predict(model, stim, behavior, session_id: str, *, batch_size: int = 16, nor
 
     ``stim``: ``(T, H, W)`` or ``(B, T, H, W)``, uint8 or float, in the units of the session's
     ``stim.npy``; ``behavior``: ``(T, n_behavior)`` or ``(B, T, n_behavior)`` in those of its
-    ``behavior.npy``. Each of the B inputs is one trial (its history starts at its frame 0).
+    ``behavior.npy`` (None for a model trained on sessions without behaviour columns). Each of the
+    B inputs is one trial (its history starts at its frame 0).
     Returns ``(T, N)`` or ``(B, T, N)`` float32 rates (expected counts per frame), NaN on the first
     ``burn_in`` frames (default: the training ``data.burn_in``); ``np.isfinite`` is the mask of
     frames with full history. ``window`` (default ``data.window``) is the chunk length; an input
@@ -84,7 +95,7 @@ def predict(model, stim, behavior, session_id: str, *, batch_size: int = 16, nor
     if not 0 <= burn_in < window:
         raise ValueError(f"predict: burn_in={burn_in} must be at least 0 and less than window={window}")
     stim, batched = _as_batch(stim, "stim", 3)
-    behavior, _ = _as_batch(behavior, "behavior", 2)
+    behavior, _ = _as_batch(_behavior_or_none(model, behavior, stim), "behavior", 2)
     shape = tuple(model.info.frame_shape)
     if stim.shape[2:] != shape:
         raise ValueError(f"predict: stim frames are {stim.shape[2:]}, the model was trained on {shape} "

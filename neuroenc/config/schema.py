@@ -49,6 +49,9 @@ class WindowsConfig:
     batch_size: int = 4
     num_workers: int = 0
     seed: int = II("seed")  # data order
+    # train even when no session has a validation window (no val split in meta.json, or val trials
+    # shorter than window): no val score, no best checkpoint. false: such data stop the run before training
+    allow_no_validation: bool = False
 
 
 @dataclass

@@ -49,11 +49,16 @@ class SessionDataModule(L.LightningDataModule):
     """Windows of ``window`` frames (``burn_in`` of them unscored) from every session under ``root``;
     ``frame_rate`` (Hz), when given, must be the sessions' (the config's temporal sizes assume it);
     ``eye_px_per_unit``, when given, converts the ``eye_x``, ``eye_y`` columns to pixels so that
-    readouts start at receptive fields estimated on retinal coordinates."""
+    readouts start at receptive fields estimated on retinal coordinates.
+
+    Fitting (``setup("fit")``) refuses data without a single validation window unless
+    ``allow_no_validation``: a run that never validates has no score and no best checkpoint.
+    Evaluating and predicting (any other stage) do not ask."""
 
     def __init__(self, root: str, window: int, burn_in: int, batch_size: int, num_workers: int, seed: int,
-                 frame_rate: float | None, eye_px_per_unit: float | None):
+                 frame_rate: float | None, eye_px_per_unit: float | None, allow_no_validation: bool):
         super().__init__()
+        self.allow_no_validation = bool(allow_no_validation)
         if eye_px_per_unit is not None and not (math.isfinite(eye_px_per_unit) and eye_px_per_unit > 0):
             raise ValueError(f"eye_px_per_unit: must be a positive number of pixels or null, got {eye_px_per_unit}")
         self.eye_px_per_unit = eye_px_per_unit
@@ -83,8 +88,31 @@ class SessionDataModule(L.LightningDataModule):
         return Path(self.root).expanduser()
 
     def setup(self, stage: str | None = None) -> None:
-        if self.sessions is not None:
-            return
+        if self.sessions is None:
+            self._open()
+        if stage == "fit" and not self.allow_no_validation:
+            problem = self.validation_problem()
+            if problem:
+                raise SessionFormatError(
+                    f"{problem}. Training never runs without validation: give the sessions val trials (meta.json "
+                    "splits) of at least data.window frames, or set data.allow_no_validation=true to train without "
+                    "a val score (no best checkpoint; metrics.json says so)")
+
+    def validation_problem(self) -> str | None:
+        """Why there is no validation window at all, naming each session and what its meta.json
+        splits hold; None when any session has one."""
+        self.setup()
+        if len(self.windows["val"]):
+            return None
+        why = []
+        for s in self.sessions:
+            val = s.segments("val")
+            why.append(f"session {s.id!r}: " + (f"its longest val trial has {max(b - a for a, b in val)} frames" if val
+                                                 else "no 'val' in its splits"))
+        return (f"no validation windows of data.window={self.window} frames in the sessions under "
+                f"{str(self.data_root())!r} (meta.json splits: {'; '.join(why)})")
+
+    def _open(self) -> None:
         sessions = open_sessions(self.data_root())
         self._check_compatible(sessions)
         for split in ("train", "val", "test"):
@@ -193,10 +221,10 @@ class SyntheticDataModule(SessionDataModule):
     """The built-in simulated V1, generated under ``cache_dir`` on first use and reused after."""
 
     def __init__(self, cache_dir: str, simulation: dict, window: int, burn_in: int, batch_size: int,
-                 num_workers: int, seed: int, eye_px_per_unit: float | None):
+                 num_workers: int, seed: int, eye_px_per_unit: float | None, allow_no_validation: bool):
         super().__init__(root="", window=window, burn_in=burn_in, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, frame_rate=None,  # the simulation has its own
-                         eye_px_per_unit=eye_px_per_unit)
+                         eye_px_per_unit=eye_px_per_unit, allow_no_validation=allow_no_validation)
         self.cache_dir = cache_dir
         try:
             self.params = simulation if isinstance(simulation, SimulationParams) else SimulationParams(**simulation)

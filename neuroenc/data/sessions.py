@@ -3,7 +3,7 @@
     <session>/stim.npy       (T, H, W) uint8 or float16   the movie shown, index 0 = oldest frame
     <session>/robs.npy       (T, N) float32              spike counts (or non-negative responses)
     <session>/dfs.npy        (T, N) uint8, optional       1 where a bin is valid (default: all valid)
-    <session>/behavior.npy   (T, B) float32              named columns, see meta.json
+    <session>/behavior.npy   (T, B) float32              named columns, see meta.json; B may be 0
     <session>/trial.npy      (T,) int64                  trial id of each frame; windows never cross trials
     <session>/rates.npy      (T, N) float32, optional     true expected counts (simulated data only)
     <session>/meta.json      session_id, frame_rate, neuron_ids, behavior_names, splits
@@ -558,10 +558,14 @@ class SessionWriter:
             self._abort()
             raise
 
-    def append(self, *, stim, robs, behavior, trial, dfs=None, rates=None) -> None:
-        """Append the next ``t`` frames: stim (t, H, W), robs/dfs/rates (t, N), behavior (t, B), trial (t,)."""
-        blocks = {"stim": stim, "robs": robs, "behavior": behavior, "trial": trial, "dfs": dfs, "rates": rates}
+    def append(self, *, stim, robs, trial, behavior=None, dfs=None, rates=None) -> None:
+        """Append the next ``t`` frames: stim (t, H, W), robs/dfs/rates (t, N), behavior (t, B), trial (t,).
+
+        ``behavior`` may be left out when the session has no behaviour columns (``behavior_names=[]``)."""
         t = len(stim)
+        if behavior is None and not self.behavior_names:
+            behavior = np.zeros((t, 0), np.float32)
+        blocks = {"stim": stim, "robs": robs, "behavior": behavior, "trial": trial, "dfs": dfs, "rates": rates}
         if self.written + t > self.n_frames:
             raise ValueError(f"session {self.path.name!r}: {self.written + t} frames appended, more than "
                              f"n_frames={self.n_frames}")
@@ -572,7 +576,9 @@ class SessionWriter:
                                  "(the writer was opened with it)")
             a = np.ascontiguousarray(a, dtype=dt)
             if a.shape != (t, *row):
-                raise ValueError(f"session {self.path.name!r}: {name} block has shape {a.shape}, expected {(t, *row)}")
+                names = f" (one column per name of behavior_names {self.behavior_names})" if name == "behavior" else ""
+                raise ValueError(f"session {self.path.name!r}: {name} block has shape {a.shape}, expected {(t, *row)}"
+                                 f"{names}")
             self.files[name].write(a.data)
         self.written += t
 
@@ -630,11 +636,11 @@ def write_session(
     session_id: str,
     stim: np.ndarray,
     robs: np.ndarray,
-    behavior: np.ndarray,
-    behavior_names: list[str],
     trial: np.ndarray,
     splits: dict[str, list[int]],
     frame_rate: float,
+    behavior: np.ndarray | None = None,
+    behavior_names: list[str] = (),
     neuron_ids: list | None = None,
     neuron_coordinates=None,
     provenance: dict | None = None,
@@ -643,7 +649,10 @@ def write_session(
     extra_meta: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a complete in-memory session atomically: :class:`SessionWriter` with one block."""
+    """Write a complete in-memory session atomically: :class:`SessionWriter` with one block.
+
+    A session without behaviour leaves out ``behavior`` and ``behavior_names`` (or passes a
+    ``(T, 0)`` array and ``[]``)."""
     stim = np.asarray(stim)
     robs = np.asarray(robs)
     with SessionWriter(path, n_frames=len(stim), n_neurons=robs.shape[1], frame_shape=stim.shape[1:3],

@@ -3,10 +3,14 @@ frame, or per core step when the core strides time (see :class:`neuroenc.model.e
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from neuroenc.model.layers import CausalConv3d
+
+log = logging.getLogger(__name__)
 
 
 class NoModulator(nn.Module):
@@ -29,6 +33,9 @@ class ConvGRUModulator(nn.Module):
     Input ``(B, C, T, H, W)`` with ``T`` the core's steps (the frames, unless the core strides
     time); output ``(B, hidden_dim, T, H, W)``, one map per step; step t's output depends on
     steps <= t only.
+
+    Data without behaviour columns (``behavior_dim=0``) leave it a GRU over the features alone,
+    with no embedding; a ``beh_emb_dim`` above 0 then sizes nothing, and a warning says so.
     """
 
     def __init__(self, in_channels: int, behavior_dim: int, hidden_dim: int, beh_emb_dim: int, kernel_size: int):
@@ -41,6 +48,11 @@ class ConvGRUModulator(nn.Module):
             raise ValueError(f"kernel_size: must be positive and odd, got {kernel_size}")
         self.hidden_dim = hidden_dim
         self.out_channels = hidden_dim
+        if behavior_dim == 0 and beh_emb_dim > 0:
+            # a warning, not an error: the default config (beh_emb_dim=8) must train on such data
+            log.warning("modulator.beh_emb_dim=%d does nothing: the data has no behaviour columns (meta.json "
+                        "behavior_names is empty), so the ConvGRU mixes in no behaviour; set modulator.beh_emb_dim=0 "
+                        "for this data", beh_emb_dim)
         self.embed = nn.Linear(behavior_dim, beh_emb_dim) if behavior_dim > 0 and beh_emb_dim > 0 else None
         cin = in_channels + (beh_emb_dim if self.embed is not None else 0)
         p = kernel_size // 2

@@ -42,8 +42,10 @@ class MLPShifter(nn.Module):
         self.columns = columns
         if missing:
             if required:
-                raise ValueError(f"columns: {missing} not among the data's behaviour columns {list(behavior_names)} "
-                                 "(meta.json behavior_names); name the eye-position columns or use shifter=none")
+                have = (f"the data's behaviour columns {list(behavior_names)} (meta.json behavior_names)" if behavior_names
+                        else "the data's behaviour columns: it has none (meta.json behavior_names is empty)")
+                raise ValueError(f"columns: {missing} not among {have}; the shifter needs the eye position: name its "
+                                 "columns or use shifter=none")
             log.info("no shifter: the data has no behaviour columns %s", missing)
             return
         self.register_buffer("index", torch.tensor([behavior_names.index(c) for c in columns]), persistent=False)

@@ -43,10 +43,14 @@ def _instantiate(node: DictConfig, key: str, **kwargs):
         raise named(node, key, e.__cause__ or e) from e
 
 
+# data keys a config stored by an older checkpoint lacks, and what that checkpoint's run did without
+# them: estimated receptive fields on the screen image; never refused to train (evaluation and
+# prediction do not ask it anyway)
+OLDER_DATA_KEYS = {"eye_px_per_unit": None, "allow_no_validation": False}
+
+
 def build_datamodule(cfg: DictConfig) -> SessionDataModule:
-    # a config stored before data.eye_px_per_unit (an older checkpoint's) estimated receptive fields
-    # on the screen image
-    missing = {} if "eye_px_per_unit" in cfg.data else {"eye_px_per_unit": None}
+    missing = {k: v for k, v in OLDER_DATA_KEYS.items() if k not in cfg.data}
     return _instantiate(cfg.data, "data", **missing)
 
 

@@ -77,7 +77,7 @@ def requested(resume: str | None) -> bool:
 
 # keys that may change between a run and its resumption without changing what it computes
 NEUTRAL_KEYS = ("resume", "logger", "checkpoint", "trainer.enable_progress_bar", "trainer.enable_model_summary",
-                "data.num_workers", "data.cache_dir")
+                "data.num_workers", "data.cache_dir", "data.allow_no_validation")
 
 
 def checkpoint_to_continue(cfg, run_dir: Path) -> Path | None:

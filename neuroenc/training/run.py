@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -25,11 +26,15 @@ from neuroenc.training.loading import read_checkpoint
 from neuroenc.training.loggers import build_loggers, finish_loggers
 from neuroenc.training.resume import checkpoint_to_continue
 
+log = logging.getLogger(__name__)
+
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Train as configured; all outputs go under ``run_dir``. Returns the metrics.json content.
 
     With ``cfg.resume`` set, continues the run in ``run_dir`` from its ``checkpoints/last.ckpt``.
+    Data without a validation window stop it here unless ``data.allow_no_validation``; with it, the
+    run trains without validating and metrics.json's ``no_validation`` says why.
     An error during fitting (a non-finite loss, say) is recorded in metrics.json (status
     'failed') and raised; the checkpoints written before it stay as they were.
     """
@@ -41,6 +46,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
+    datamodule.setup("fit")  # refuses data without validation windows, unless data.allow_no_validation
+    no_validation = datamodule.validation_problem()
+    if no_validation:
+        log.warning("training without validation, as data.allow_no_validation=true asks: %s", no_validation)
     info = datamodule.info
     # readouts start at the receptive fields the training data show (a resumed run loads its own)
     rf_centers = datamodule.rf_centers() if cfg.readout.get("init_positions") == "data" and resume_from is None else None
@@ -59,24 +68,33 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     launch_ranks_per_job()
     # a step trains one session's readout, so the other readouts get no gradient: DDP must know
     strategy = "ddp_find_unused_parameters_true" if cfg.trainer.strategy == "ddp" else cfg.trainer.strategy
+    # without validation windows: no val loop at all, rather than Lightning's warning about an empty val loader
+    nothing_to_validate = {"limit_val_batches": 0} if no_validation else {}
     trainer = instantiate(cfg.trainer, _convert_="all", default_root_dir=str(run_dir), logger=loggers or False,
-                          strategy=strategy, callbacks=callbacks, use_distributed_sampler=False, plugins=[AtomicCheckpointIO()])
-    if cfg.eval_init and resume_from is None:  # a resumed run has the initial scores in its checkpoint
+                          strategy=strategy, callbacks=callbacks, use_distributed_sampler=False, plugins=[AtomicCheckpointIO()],
+                          **nothing_to_validate)
+    if cfg.eval_init and resume_from is None and not no_validation:  # a resumed run has them in its checkpoint
         trainer.validate(module, datamodule=datamodule, verbose=False)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     except BaseException as e:
         status = "failed" if isinstance(e, Exception) else "interrupted"
         if trainer.is_global_zero:
-            result = summary.write(trainer, module, checkpoint, status=status, error=f"{type(e).__name__}: {e}")
+            result = summary.write(trainer, module, checkpoint, status=status, error=f"{type(e).__name__}: {e}",
+                                   no_validation=no_validation)
             finish_loggers(loggers, result, [])  # the next job of a sweep must not log into this run
         raise
     if not trainer.is_global_zero:  # DDP ranks > 0: rank 0 writes the run's files
         return {}
-    result = summary.write(trainer, module, checkpoint, health=health_figures(cfg, module, datamodule, checkpoint))
+    health = NO_HEALTH if no_validation else health_figures(cfg, module, datamodule, checkpoint)
+    result = summary.write(trainer, module, checkpoint, health=health, no_validation=no_validation)
     finish_loggers(loggers, result, per_neuron.write())
     report(result, run_dir, loggers)
     return result
+
+
+# a run without validation windows has no val windows to score the health figures on
+NO_HEALTH = {"val_bps_stimulus_shuffled": None, "val_bps_behavior_only": None}
 
 
 def health_figures(cfg: DictConfig, module, datamodule, checkpoint) -> dict:
@@ -111,6 +129,8 @@ def report(result: dict, run_dir: Path, loggers: list) -> None:
     for lg in loggers:
         table.add_row(f"{type(lg).__name__} logs", str(getattr(lg, "log_dir", None) or getattr(lg, "save_dir", "")))
     console.print(table)
+    if result.get("no_validation"):
+        console.print(f"[bold red]warning:[/] {result['no_validation']}")
     warning = health.stimulus_warning(result)
     if warning:
         console.print(f"[bold red]warning:[/] {warning}")

@@ -14,7 +14,7 @@ SIM = dict(seed=0, num_sessions=2, neurons_min=6, neurons_max=8, trials_train=6,
 
 def datamodule(tmp_path) -> SyntheticDataModule:
     dm = SyntheticDataModule(str(tmp_path), SIM, window=40, burn_in=10, batch_size=4, num_workers=0, seed=0,
-                             eye_px_per_unit=1.0)
+                             eye_px_per_unit=1.0, allow_no_validation=False)
     dm.setup()
     return dm
 

@@ -37,6 +37,7 @@ CASES = [  # MICRO data: frames 12 x 16 pixels, window 24 frames (burn-in 8), si
     Case("wrong type: text for an int", ["trainer.max_epochs=many"], "trainer.max_epochs"),
     Case("wrong type: fraction for an int", ["data.batch_size=8.5"], "data.batch_size"),
     Case("wrong type: text for a bool", ["frontend.anti_aliasing=maybe"], "frontend.anti_aliasing"),
+    Case("wrong type: text for the no-validation opt-in", ["data.allow_no_validation=maybe"], "data.allow_no_validation"),
     Case("missing value: data path not given", ["data=sessions"], "data.root", data=[]),
     Case("data path does not exist", ["data=sessions", "data.root=/nonexistent/sessions"], "data.root", data=[]),
     Case("burn_in >= window", ["data.burn_in=24"], "data.burn_in"),

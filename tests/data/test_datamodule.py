@@ -33,6 +33,7 @@ def datamodule(root, world=(0, 1), **kw):
             return world
 
     kw = {"window": 20, "burn_in": 6, "batch_size": 3, "num_workers": 0, "seed": 0, "frame_rate": None, "eye_px_per_unit": None,
+          "allow_no_validation": False,
           **kw}
     return Shard(str(root), **kw)
 

@@ -67,13 +67,20 @@ class RunSummary(L.Callback):
             self.history.append(row)
 
     def write(self, trainer, module, checkpoint_cb, status: str = "finished", error: str | None = None,
-              health: dict | None = None) -> dict:
-        """Write ``metrics.json``; ``health`` (see :mod:`neuroenc.analysis.health`) goes in beside the scores."""
+              health: dict | None = None, no_validation: str | None = None) -> dict:
+        """Write ``metrics.json``; ``health`` (see :mod:`neuroenc.analysis.health`) goes in beside the scores.
+
+        ``no_validation``: why the data has no validation window, for a run that trained without
+        validating (``data.allow_no_validation``); metrics.json then says so in words, beside scores
+        that are all null."""
         best = max(self.history, key=lambda r: r["val_bps_overall"]) if self.history else None
         timed_steps = self._before["step_count"] + len(self.step_times)
         final = self.history[-1] if self.history else None
         out = {
             "status": status,
+            "no_validation": no_validation and (
+                f"this run never validated: {no_validation}; it trained anyway, as data.allow_no_validation=true "
+                "asks, so it has no val score and no best checkpoint (last_checkpoint holds its final weights)"),
             "best_val_bps_overall": best and best["val_bps_overall"],
             "final_val_bps_overall": final and final["val_bps_overall"],
             "best_epoch": best and best["epoch"],
