@@ -21,8 +21,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
-from neuroenc.data.synthetic import SimulationParams
-from neuroenc.model.convnet.resnet import StageSpec
+from neuroenc.config.records import SimulationParams, StageSpec
 
 # ---------------------------------------------------------------------------------------- data
 
