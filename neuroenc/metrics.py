@@ -16,8 +16,8 @@ ranks (the sums are float64 and reduced by summation):
 Pooled scores (per session, overall) divide the summed LL differences by the summed spikes.
 A silent neuron (S_y == 0) has an undefined per-neuron bps (NaN, left out of the neuron means)
 but its LL difference (-S_r: the null predicts exactly zero) still counts in pooled scores.
-Nothing is clamped, except in the seed's figure (:func:`neuron_mean_clamped_bps`), which is
-reported beside the pooled score so numbers can be compared with the seed's, never instead of it.
+Nothing is clamped, except in VisionCore's figure (:func:`neuron_mean_clamped_bps`), which is
+reported beside the pooled score so numbers can be compared with the reference analysis's, never instead of it.
 
 ``S_ylogr - S_r`` is minus the summed :func:`poisson_nll`, the per-bin term of the training loss;
 the metric keeps the two sums apart as it always has (one sum of ``r - y log r`` would round
@@ -84,12 +84,12 @@ def pooled_bits_per_spike(s_ylogr, s_r, s_y, n) -> torch.Tensor:
 
 
 def neuron_mean_clamped_bps(per_session: Mapping[str, Sequence[float]]) -> float:
-    """The seed's figure: per session the mean over neurons of max(bps_i, 0), then the mean over
+    """VisionCore's figure: per session the mean over neurons of max(bps_i, 0), then the mean over
     sessions (``val_bps_neuron_mean_clamped``).
 
     ``per_session`` maps session id -> that session's per-neuron bits per spike. Clamping hides
     how badly a neuron is predicted below its mean rate, and averaging sessions weighs a neuron of
-    a small session more, so this is not the pooled score; the seed reports its numbers this way.
+    a small session more, so this is not the pooled score; VisionCore reports its numbers this way.
     Silent neurons (NaN) are left out as in ``neuron_mean``, and so is a session with none
     defined; NaN when no session has a defined neuron.
     """
@@ -126,7 +126,7 @@ class BitsPerSpikeResult:
 
     overall: float  # pooled over all neurons: summed LL differences / summed spikes
     neuron_mean: float  # mean over the neurons that spiked
-    neuron_mean_clamped: float  # the seed's figure (:func:`neuron_mean_clamped_bps`)
+    neuron_mean_clamped: float  # VisionCore's figure (:func:`neuron_mean_clamped_bps`)
     per_session: dict[str, float]  # pooled within each session
     per_neuron: dict[str, np.ndarray]  # each neuron's bps, NaN where it never spiked
     spikes: dict[str, np.ndarray]  # each neuron's spike count over the scored bins

@@ -30,12 +30,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from neuroenc.data.datamodule import DatasetInfo, SessionDataModule
-from neuroenc.data.windows import normalization_constants, tile_segment
+from neuroenc.data.sessions import SPLITS
+from neuroenc.data.windows import normalization_constants, tile_segment, window_problem
 from neuroenc.model.encoder import Encoder
 from neuroenc.training.build import build_datamodule, build_encoder
 from neuroenc.training.loading import MODEL_KEYS, ConfigMismatchError, config_differences, data_info, read_checkpoint
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -173,8 +172,8 @@ class TrainedEncoder:
                              f"{self.session_ids}")
         window = int(window or self.config.data.window)
         burn_in = int(self.config.data.burn_in if burn_in is None else burn_in)
-        if not 0 <= burn_in < window:
-            raise ValueError(f"predict: burn_in={burn_in} must be at least 0 and less than window={window}")
+        if window_problem(window, burn_in):
+            raise ValueError(f"predict: burn_in: {window_problem(window, burn_in)}")
         stim, batched = _as_batch(stim, "stim", 3)
         behavior, _ = _as_batch(self._behavior_or_none(behavior, stim), "behavior", 2)
         shape = tuple(self.info.frame_shape)

@@ -10,7 +10,7 @@ what it learned, into ``out_dir`` (default ``<run dir>/evaluation/<checkpoint na
                            the readout position in pixels, and on simulated data the true
                            receptive-field centre and size and the distance to it
     summary.json           per split: pooled and per-session bits per spike, their neuron mean
-                           and the seed's clamped one (neuroenc.metrics.neuron_mean_clamped_bps),
+                           and the reference analysis's clamped one (neuroenc.metrics.neuron_mean_clamped_bps),
                            mean correlation, the oracle on simulated data, the neuron means of
                            the repeat scores (and on simulated data those of the repeat-averaged
                            true rates); the val score training logged for these weights;
@@ -121,7 +121,7 @@ def score_split(trainer: L.Trainer, module: EncoderModule, correlation: Correlat
     pooled = {
         "bps_overall": scores.bps.overall,
         "bps_neuron_mean": scores.bps.neuron_mean,
-        "bps_neuron_mean_clamped": scores.bps.neuron_mean_clamped,  # the seed's definition
+        "bps_neuron_mean_clamped": scores.bps.neuron_mean_clamped,  # VisionCore's definition
         "bps_per_session": dict(scores.bps.per_session),
         "corr_neuron_mean": float(np.nanmean(corr)) if np.isfinite(corr).any() else None,
         "bps_oracle": scores.oracle,
@@ -246,7 +246,7 @@ def report(summary: dict) -> None:
     fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
     table = Table(title=f"evaluation of {Path(summary['checkpoint']).name} (step {summary['global_step']})")
     table.add_column("split")
-    for c in ("bits/spike", "neuron mean", "seed's (clamped)", "mean corr", "oracle"):
+    for c in ("bits/spike", "neuron mean", "VisionCore's (clamped)", "mean corr", "oracle"):
         table.add_column(c, justify="right")
     for split, s in summary["splits"].items():
         table.add_row(split, fmt(s["bps_overall"]), fmt(s["bps_neuron_mean"]), fmt(s["bps_neuron_mean_clamped"]),

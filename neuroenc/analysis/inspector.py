@@ -100,7 +100,7 @@ def probe(encoder: Encoder, info: DatasetInfo, t: int) -> list[dict]:
     a window shortened by whole strides (same tubelet phase, cheaper) when ``t`` is long.
     """
     stages = named_stages(encoder)
-    k = int(getattr(encoder.convnet, "temporal_stride", 1))
+    k = encoder.temporal_stride
     main = _supports(encoder, info, t, 1)
     phase = main
     if k > 1:

@@ -10,9 +10,9 @@ Reads what training wrote in each job directory (``.hydra/overrides.yaml``, ``me
 - ``curves.png``: val_bps_overall over epochs for every job;
 - ``bps_by_rf_size.png`` and a table in report.md: per-neuron bps by receptive-field size in
   terciles of the sweep's neurons, where the data knows it (simulated data);
-- ``val_bps_neuron_mean_clamped (seed's definition)``: the mean over seeds of metrics.json's
+- ``val_bps_neuron_mean_clamped (VisionCore's definition)``: the mean over seeds of metrics.json's
   ``best_val_bps_neuron_mean_clamped`` (per-session mean over neurons of max(bps, 0), then mean
-  over sessions: how the seed's analysis scores), blank where a job does not record it;
+  over sessions: how the reference analysis scores), blank where a job does not record it;
 - ``uses_stimulus``: "no" for a config with a job whose health figures say it ignores the stimulus
   (:func:`neuroenc.training.health.stimulus_warning`: trained score below twice the stimulus-shuffled one).
   Such configs are listed after the ranked ones, unranked, and compared with nothing;
@@ -262,7 +262,7 @@ def table_rows(rows: list[ConfigRow]) -> list[dict]:
             "seeds": " ".join(sorted(j.seed for j in r.jobs)),
             "val_bps_mean": r.mean("best_val_bps_overall"),
             "val_bps_std": r.spread("best_val_bps_overall"),
-            SEED_METRIC: r.mean_if_recorded("best_val_bps_neuron_mean_clamped"),
+            VISIONCORE_METRIC: r.mean_if_recorded("best_val_bps_neuron_mean_clamped"),
             "oracle_fraction": r.mean("val_oracle_fraction"),
             "parameters": params[0]["total"] if params else None,
             "step_time_s": r.mean("mean_train_step_s"),
@@ -279,7 +279,7 @@ def table_rows(rows: list[ConfigRow]) -> list[dict]:
 
 
 REPEAT_COLUMNS = ("val_corr_to_average", "val_fev", "val_oracle_corr")
-SEED_METRIC = "val_bps_neuron_mean_clamped (seed's definition)"
+VISIONCORE_METRIC = "val_bps_neuron_mean_clamped (VisionCore's definition)"
 
 
 def ranked(table: list[dict]) -> list[dict]:
@@ -340,21 +340,21 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], r
              "Best validation bits per spike per config (mean ± std over seeds), best first"
              + ("; on the val split's repeated videos, neuron means of correlation to average, FEV and oracle "
                 "correlation (mean over seeds)" if repeats else "") + ". "
-             f"*{SEED_METRIC}* is the seed's score (per session the mean over neurons of max(bps, 0), then the "
+             f"*{VISIONCORE_METRIC}* is VisionCore's score (per session the mean over neurons of max(bps, 0), then the "
              "mean over sessions; mean over seeds), blank where a run does not record it. "
              "*uses stimulus* comes from the health figures: *no* when a seed's trained score is below "
              f"{USES_STIMULUS_RATIO:g}x its stimulus-shuffled score; such configs are listed last and not ranked. "
              "*shuffled* is that score (the trained model on shuffled stimuli, mean over seeds) and *RF error* "
              "the median distance of the readouts from the true receptive fields in pixels (simulated data).", "",
-             f"| config | seeds | val_bps_overall | {SEED_METRIC} | oracle fraction | "
+             f"| config | seeds | val_bps_overall | {VISIONCORE_METRIC} | oracle fraction | "
              + " | ".join(sessions + repeats) + (" | " if sessions or repeats else "")
              + "params | s/step | status | uses stimulus | shuffled | RF error (px) |",
              "|---|---|---|---|---|" + "---|" * (len(sessions) + len(repeats)) + "---|---|---|---|---|---|"]
     for row in ranked(table):
-        seed_metric = "" if row[SEED_METRIC] is None else fmt(row[SEED_METRIC])
+        visioncore_metric = "" if row[VISIONCORE_METRIC] is None else fmt(row[VISIONCORE_METRIC])
         uses = "**no: not ranked**" if row["uses_stimulus"] == "no" else row["uses_stimulus"]
         cells = [f"`{row['config']}`", row["seeds"], f"{fmt(row['val_bps_mean'])} ± {fmt(row['val_bps_std'])}",
-                 seed_metric, fmt(row["oracle_fraction"], 3), *[fmt(row.get(s)) for s in sessions + repeats],
+                 visioncore_metric, fmt(row["oracle_fraction"], 3), *[fmt(row.get(s)) for s in sessions + repeats],
                  f"{row['parameters']:,}" if row["parameters"] else "n/a", fmt(row["step_time_s"], 3), row["status"],
                  uses, fmt(row["stimulus_shuffled_bps"]), fmt(row["rf_error_px"], 2)]
         lines.append("| " + " | ".join(cells) + " |")

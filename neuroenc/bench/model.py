@@ -34,6 +34,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from neuroenc import atomic
 from neuroenc.config.compose import compose_config, presets
 from neuroenc.config.validate import ConfigError
+from neuroenc.data.windows import window_problem
 from neuroenc.training.build import apply_speed_options, build_encoder_without_data, parse_input_shape
 from neuroenc.training.module import poisson_loss
 
@@ -82,8 +83,8 @@ def measure(overrides: list[str], input_shape: tuple[int, int, int] | None, batc
         raise ConfigError("trainer.precision", f"the benchmark runs {sorted(PRECISIONS)}, not {precision!r}")
     encoder, info, t, _ = build_encoder_without_data(cfg, input_shape)
     burn_in = int(cfg.data.burn_in)
-    if burn_in >= t:
-        raise ConfigError("data.burn_in", f"{burn_in} leaves no scored frame in a window of {t} frames")
+    if window_problem(t, burn_in):
+        raise ConfigError("data.burn_in", window_problem(t, burn_in))
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        "cpu" if device == "auto" else device)
     encoder.to(dev).train()

@@ -104,7 +104,7 @@ class StageSpec:
     dropout: float = 0.0
     temporal_stride: int = 1  # keep every s-th frame (causal); the modulator then runs at that rate
     temporal_dilation: int = 1  # time taps this many of the stage's steps apart
-    convs: int = 2  # convolutions on the main path: 2, or 1 as in the seed's ResNet
+    convs: int = 2  # convolutions on the main path: 2, or 1 as in VisionCore's ResNet
 
     def check(self) -> None:
         """Fails naming the field of an impossible value."""

@@ -85,7 +85,7 @@ class LearnableTemporalConfig:
     kernel_size: int = 16
     init: str = "gaussian_derivatives"  # or "random"
     anti_aliasing: bool = False
-    # with anti_aliasing: the window on the raw taps, "hann" (the seed's) or "rect" (no taper)
+    # with anti_aliasing: the window on the raw taps, "hann" (VisionCore's) or "rect" (no taper)
     aa_window: str = "hann"
     bias: bool = True
 

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from neuroenc.data import import_report, nwb, sensorium
 from neuroenc.data.nwb import options as nwb_options
+from neuroenc.data.sessions import SPLITS
 
 
 def _pair(text: str, what: str, n: int, kind=int) -> tuple:
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in keys:
             v = s.get(k, "")
             if k == "trials":
-                v = "/".join(str(v.get(x, 0)) for x in ("train", "val", "test"))
+                v = "/".join(str(v.get(x, 0)) for x in SPLITS)
             elif k == "behavior":
                 v = " ".join(v)
             cells.append(str(v))

@@ -12,9 +12,16 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
 from neuroenc.data.receptive_fields import session_centers
-from neuroenc.data.sessions import Session, SessionFormatError, open_sessions
+from neuroenc.data.sessions import SPLITS, Session, SessionFormatError, open_sessions
 from neuroenc.data.synthetic import SimulationParams, ensure_simulated
-from neuroenc.data.windows import ResumableLoader, SessionBatchSampler, WindowDataset, build_windows, collate_windows
+from neuroenc.data.windows import (
+    ResumableLoader,
+    SessionBatchSampler,
+    WindowDataset,
+    build_windows,
+    collate_windows,
+    window_problem,
+)
 
 NORMALIZATION_KEYS = ("stim_mean", "stim_std", "behavior_mean", "behavior_std")
 
@@ -67,8 +74,8 @@ class SessionDataModule(L.LightningDataModule):
                 raise ValueError(f"{name}: must be positive, got {v}")
         if num_workers < 0:
             raise ValueError(f"num_workers: must not be negative, got {num_workers}")
-        if not 0 <= burn_in < window:
-            raise ValueError(f"burn_in: {burn_in} leaves no scored frame in a window of window={window}")
+        if window_problem(window, burn_in):
+            raise ValueError(f"burn_in: {window_problem(window, burn_in)}")
         if frame_rate is not None and frame_rate <= 0:
             raise ValueError(f"frame_rate: must be positive, got {frame_rate}")
         self.root = root
@@ -115,7 +122,7 @@ class SessionDataModule(L.LightningDataModule):
     def _open(self) -> None:
         sessions = open_sessions(self.data_root())
         self._check_compatible(sessions)
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             segs = [s.segments(split) for s in sessions]
             self.windows[split] = build_windows(segs, self.window, self.burn_in)
         trained = set(self.windows["train"][:, 0].tolist())

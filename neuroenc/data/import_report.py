@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from neuroenc import atomic
+from neuroenc.data.sessions import SPLITS, open_session, open_sessions
 
 REPORT_FILE = "import_report.json"
-SPLIT_NAMES = ("train", "val", "test")
 
 
 def session_figures(session) -> dict:
     """Figures read off a written session: neurons, frames, splits, responses per neuron, the
     neurons silent in every imported trial (and in training), the valid-bin fraction."""
     trial = np.asarray(session.trial)
-    splits = {s: [int(t) for t in session.meta["splits"].get(s, [])] for s in SPLIT_NAMES}
+    splits = {s: [int(t) for t in session.meta["splits"].get(s, [])] for s in SPLITS}
     train = np.isin(trial, splits["train"])
     n, width = session.robs.shape
     counts, train_counts, n_valid = np.zeros(width), np.zeros(width), 0
@@ -117,8 +117,6 @@ def check(root: Path) -> list[dict]:
     the stored one, its session figures recomputed from the files as they are now (a session
     edited after its import shows its current figures), or the figures alone where no import
     wrote a report."""
-    from neuroenc.data.sessions import open_session, open_sessions
-
     root = Path(root)
     sessions = [open_session(root)] if (root / "meta.json").is_file() else open_sessions(root)
     out = []

@@ -47,7 +47,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from neuroenc import atomic
 from neuroenc.data import import_report
 from neuroenc.data.repeats import StimulusHasher
-from neuroenc.data.sessions import SessionWriter, link_problem, npy_problem, open_session, read_npy_header
+from neuroenc.data.sessions import SPLITS, SessionWriter, link_problem, npy_problem, open_session, read_npy_header
 
 FRAME_RATE = 30.0  # Hz, the rate at which Sensorium 2023 videos and responses are sampled
 # behaviour columns: (source array, row, Sensorium's name); the pupil centre is the eye position, named as the
@@ -318,7 +318,7 @@ def convert_mouse(mouse: Mouse, dest: Path, progress: Progress) -> dict:
         if len(silent):
             mouse.fail("data/responses", f"neuron {silent[0]} (unit id {mouse.unit_ids[silent[0]]}) is NaN in every "
                                          f"training trial ({len(silent)} such neurons): it could never be trained")
-        splits = {s: [t for t in mouse.trials if TIER_SPLITS[mouse.tiers[t]] == s] for s in ("train", "val", "test")}
+        splits = {s: [t for t in mouse.trials if TIER_SPLITS[mouse.tiers[t]] == s] for s in SPLITS}
         splits = {s: trials for s, trials in splits.items() if trials}  # a mouse without test trials has no test split
         provenance = {
             "source": "sensorium2023",

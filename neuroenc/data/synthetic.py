@@ -29,7 +29,7 @@ import numpy as np
 
 from neuroenc import atomic
 from neuroenc.config.records import SimulationParams
-from neuroenc.data.sessions import write_session
+from neuroenc.data.sessions import SPLITS, write_session
 
 BEHAVIOR_NAMES = ["eye_x", "eye_y", "running", "pupil"]
 VERSION = 5  # part of the cache key: bump whenever the simulation itself changes
@@ -135,8 +135,13 @@ def repeat_plan(p: SimulationParams, index: int) -> tuple[np.ndarray, dict[str, 
     split_of.update({int(m): "test" for m in order[p.trials_train + p.trials_val :]})
     shown = np.array([m for m in sorted(split_of) for _ in range(1 if split_of[m] == "train" else p.repeats)])
     movie_of_trial = shown[rng.permutation(len(shown))]
-    splits = {s: [t for t, m in enumerate(movie_of_trial) if split_of[int(m)] == s] for s in ("train", "val", "test")}
+    splits = {s: [t for t, m in enumerate(movie_of_trial) if split_of[int(m)] == s] for s in SPLITS}
     return movie_of_trial, splits
+
+
+def session_id(index: int) -> str:
+    """The id of the simulator's ``index``-th session."""
+    return f"sim{index:02d}"
 
 
 def simulate_session(p: SimulationParams, index: int) -> dict:
@@ -225,7 +230,7 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
         }
     else:
         extra_meta["trial_stimulus"] = {str(t): f"movie{m:03d}" for t, m in enumerate(movie_of_trial)}
-    return dict(session_id=f"sim{index:02d}", stim=stim, robs=robs, behavior=behavior, trial=trial,
+    return dict(session_id=session_id(index), stim=stim, robs=robs, behavior=behavior, trial=trial,
                 dfs=dfs, rates=rates, splits=splits, behavior_names=BEHAVIOR_NAMES,
                 frame_rate=p.frame_rate, provenance={"source": "neuroenc.data.synthetic", "simulation": p.described()},
                 extra_meta=extra_meta)
@@ -234,7 +239,7 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
 def simulate(root: str | os.PathLike, p: SimulationParams) -> list[Path]:
     """Write ``p.num_sessions`` sessions under ``root`` (which must not exist yet)."""
     root = Path(root)
-    return [write_session(root / f"sim{i:02d}", **simulate_session(p, i)) for i in range(p.num_sessions)]
+    return [write_session(root / session_id(i), **simulate_session(p, i)) for i in range(p.num_sessions)]
 
 
 def ensure_simulated(cache_dir: str | os.PathLike, p: SimulationParams) -> Path:

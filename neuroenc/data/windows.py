@@ -16,6 +16,14 @@ from torch.utils.data import DataLoader, Sampler
 from neuroenc.data.sessions import valid_bins
 
 
+def window_problem(window: int, burn_in: int) -> str | None:
+    """Why ``burn_in`` frames of history cannot precede a scored frame in windows of ``window``
+    frames (None when they can): the one statement of the rule ``0 <= burn_in < window``."""
+    if not 0 <= burn_in < window:
+        return f"{burn_in} leaves no scored frame in a window of window={window}"
+    return None
+
+
 def tile_segment(start: int, stop: int, window: int, burn_in: int) -> list[tuple[int, int]]:
     """``(window_start, score_from)`` pairs covering frames ``[start + burn_in, stop)`` once each.
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuroenc.model.geometry import FeatureGrid
-from neuroenc.model.protocols import check_parts
+from neuroenc.model.protocols import check_parts, temporal_stride
 
 
 def step_ends(convnet: nn.Module, t: int) -> torch.Tensor:
@@ -80,7 +80,7 @@ class Encoder(nn.Module):
         self.session_ids = list(readouts)
         # ModuleDict keys may not contain '.', session ids may
         self.readouts = nn.ModuleDict({self._key(s): m for s, m in readouts.items()})
-        self.temporal_stride = int(getattr(convnet, "temporal_stride", 1))
+        self.temporal_stride = temporal_stride(convnet)
         self.channels_last = False
         self.to_frames = StepsToFrames(modulator.out_channels) if self.temporal_stride > 1 else None
         self._index_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor | None]] = {}

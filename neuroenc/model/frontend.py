@@ -49,7 +49,7 @@ AA_WINDOWS = ("hann", "rect")
 def anti_aliasing_window(kernel_size: int, kind: str = "hann") -> torch.Tensor:
     """``(kernel_size,)`` window on the raw taps before the two-tap average, peak 1, newest tap 0.
 
-    ``hann``: the seed's symmetric Hann window (VisionCore's ``aa_signal``,
+    ``hann``: VisionCore's symmetric Hann window (VisionCore's ``aa_signal``,
     ``torch.signal.windows.hann`` divided by its maximum). ``rect``: flat but for the newest tap,
     which must be zero for the average to keep ``kernel_size`` taps (see
     :meth:`LearnableTemporalFrontend.kernels`); it leaves the filter free to weigh the newest lags."""
@@ -69,7 +69,7 @@ class LearnableTemporalFrontend(nn.Module):
 
     Causal (left) padding keeps every frame. With ``anti_aliasing`` (``kernel_size`` >= 3) the
     effective filter is ``(window * w) conv [1, 1] / 2`` without its newest tap (always zero): by
-    default (``aa_window="hann"``) the seed's symmetric Hann window on the raw taps ``w``, then
+    default (``aa_window="hann"``) VisionCore's symmetric Hann window on the raw taps ``w``, then
     the two-tap average, whose zero at Nyquist makes the filter's gain there exactly zero
     whatever the optimiser does to ``w`` (see :meth:`kernels`). ``aa_window="rect"`` keeps that
     zero without the Hann window's taper, which holds the newest lags near zero.
@@ -110,7 +110,7 @@ class LearnableTemporalFrontend(nn.Module):
         """The effective ``(num_channels, kernel_size)`` filters (index 0 = oldest tap).
 
         With ``anti_aliasing``: ``h = window * w``, then ``k[j] = (h[j] + h[j - 1]) / 2``.
-        A Hann window alone, as in the seed, smooths the spectrum but leaves the gain at Nyquist,
+        A Hann window alone, as in VisionCore, smooths the spectrum but leaves the gain at Nyquist,
         ``sum_j (-1)^j h[j]``, wherever the weights put it (for random taps it can be the
         largest gain of all); the two-tap average multiplies the spectrum by ``cos(f / 2)``:
         exactly zero at Nyquist, small near it (random taps keep ~4% of their energy in the top
@@ -122,7 +122,7 @@ class LearnableTemporalFrontend(nn.Module):
         causal padding. No frame of delay is added (each windowed tap is shared with the next
         newer one: half a frame towards the present), but the symmetric window centres every
         filter near lag ``kernel_size / 2`` and weighs the newest lags little (lag 0 gets
-        ``hann[-2] / 2``, 0.04 for 12 taps): as in the seed, ``kernel_size`` must suit the frame
+        ``hann[-2] / 2``, 0.04 for 12 taps): as in VisionCore, ``kernel_size`` must suit the frame
         rate so that the responses' latencies sit near the middle of the kernel. The ``rect``
         window zeroes only the newest raw tap, so lag 0 gets ``w[-2] / 2`` and the zero at
         Nyquist is all the anti-aliasing there is (the newest raw weight then has no effect).
@@ -141,7 +141,7 @@ class LearnableTemporalFrontend(nn.Module):
 
     def nyquist_gain(self) -> float:
         """The largest gain at Nyquist relative to that filter's peak gain, over the filters: what
-        anti-aliasing is to hold at 0 (the seed's Hann window alone leaves it wherever training
+        anti-aliasing is to hold at 0 (VisionCore's Hann window alone leaves it wherever training
         puts it)."""
         _, gain = self.frequency_response()
         peak = gain.max(dim=1).values

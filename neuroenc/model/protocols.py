@@ -62,6 +62,12 @@ class Readout(Protocol):
     def __call__(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
+def temporal_stride(core: object) -> int:
+    """Frames per step of a core: its ``temporal_stride``, 1 for a core that keeps every frame
+    (which need not say so)."""
+    return int(getattr(core, "temporal_stride", 1))
+
+
 def check_parts(frontend: object, core: object, modulator: object, readouts: dict[str, object]) -> None:
     """Raise ``TypeError`` naming the part and the promise it does not keep."""
     for name, part, protocol in (("frontend", frontend, Frontend), ("convnet", core, Core),
@@ -70,8 +76,8 @@ def check_parts(frontend: object, core: object, modulator: object, readouts: dic
             missing = [a for a in ("out_channels", "feature_grid") if a in dir(protocol) and not hasattr(part, a)]
             raise TypeError(f"{name}: {type(part).__name__} is not a {protocol.__name__} "
                             f"(missing: {', '.join(missing) or 'a forward'}); see neuroenc.model.protocols")
-    if getattr(core, "temporal_stride", 1) > 1 and not hasattr(core, "step_ends"):
-        raise TypeError(f"convnet: {type(core).__name__} strides time by {core.temporal_stride} but has no "
+    if temporal_stride(core) > 1 and not hasattr(core, "step_ends"):
+        raise TypeError(f"convnet: {type(core).__name__} strides time by {temporal_stride(core)} but has no "
                         "step_ends(T), so frames cannot be matched to its steps causally")
     for session, readout in readouts.items():
         if not isinstance(readout, Readout):

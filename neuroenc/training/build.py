@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from neuroenc.config.validate import ConfigError, check
 from neuroenc.data.datamodule import DatasetInfo, SessionDataModule, SyntheticDataModule
-from neuroenc.data.synthetic import BEHAVIOR_NAMES
+from neuroenc.data.synthetic import BEHAVIOR_NAMES, session_id
 from neuroenc.model.encoder import Encoder
 from neuroenc.training.module import EncoderModule
 
@@ -160,7 +160,7 @@ def planned_info(cfg: DictConfig, frame_shape: tuple[int, int] | None = None) ->
     data = build_datamodule(cfg)
     if isinstance(data, SyntheticDataModule):
         sim = cfg.data.simulation
-        ids = [f"sim{i:02d}" for i in range(sim.num_sessions)]
+        ids = [session_id(i) for i in range(sim.num_sessions)]
         info = DatasetInfo(session_ids=ids, n_neurons={s: sim.neurons_max for s in ids},
                            mean_rate={s: None for s in ids}, behavior_dim=len(BEHAVIOR_NAMES), in_channels=1,
                            frame_shape=(sim.height, sim.width), has_oracle=True,

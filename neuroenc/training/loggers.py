@@ -4,7 +4,7 @@ W&B runs are named and grouped from Hydra's view of the job, so a sweep is one W
 one run per job: group = the sweep's directory (``<date>/<time>``), name = the job's overrides.
 The whole resolved config is logged as the run config, so dashboards can group by any key
 (``convnet.tokenizer.stride``, ``experiment``, ...). ``val_bps_overall``'s summary is its best value,
-and ``val_bps_neuron_mean_clamped``'s (the seed's definition) its value at that epoch.
+and ``val_bps_neuron_mean_clamped``'s (VisionCore's definition) its value at that epoch.
 """
 
 from __future__ import annotations

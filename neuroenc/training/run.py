@@ -110,7 +110,7 @@ def report(result: dict, run_dir: Path, loggers: list) -> None:
     table = Table(title="neuroenc run", show_header=False)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
     table.add_row("best val bits/spike", fmt(result["best_val_bps_overall"]) + f"  (epoch {result['best_epoch']})")
-    table.add_row("seed's definition: session mean of neuron bps clamped at 0",
+    table.add_row("VisionCore's definition: session mean of neuron bps clamped at 0",
                   fmt(result.get("best_val_bps_neuron_mean_clamped")))
     table.add_row("ground-truth ceiling (oracle)", fmt(result["val_bps_oracle"]))
     frac = result["val_oracle_fraction"]

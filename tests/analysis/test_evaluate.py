@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import torch
 from conftest import run_cli
 
@@ -41,13 +42,18 @@ def test_evaluate_writes_per_neuron_csv_and_plots_and_reproduces_the_logged_val_
         assert np.isfinite(bps).sum() > n // 2 and np.all(np.abs(corr[np.isfinite(corr)]) <= 1)
     assert math.isclose(np.nanmean([float(r["val_bps"]) for r in rows]), metrics["best_val_bps_neuron_mean"],
                         rel_tol=1e-12)
+    errors = []
     for r_ in rows:  # simulated data: readout position and true receptive field, both in pixels
         assert 0 <= float(r_["rf_x_px"]) <= 15 and 0 <= float(r_["rf_y_px"]) <= 11
-        assert 0 <= float(r_["true_x_px"]) <= 15 and float(r_["rf_error_px"]) >= 0
-    assert summary["rf_recovery"]["median_error_px"] >= 0
+        assert 0 <= float(r_["true_x_px"]) <= 15
+        dx, dy = float(r_["rf_x_px"]) - float(r_["true_x_px"]), float(r_["rf_y_px"]) - float(r_["true_y_px"])
+        assert float(r_["rf_error_px"]) == pytest.approx(math.hypot(dx, dy), abs=1e-6)
+        errors.append(float(r_["rf_error_px"]))
+    assert summary["rf_recovery"]["median_error_px"] == pytest.approx(float(np.median(errors)), abs=1e-6)
     assert 0 <= summary["frontend_nyquist_gain"] <= 1  # the micro run's frontend is learnable, not anti-aliased
     shifter = summary["shifter"]  # the simulator writes the gaze in pixels (data.eye_px_per_unit=1)
-    assert shifter["gaze_in_px"] and shifter["rms_error_px"] >= 0 and math.isfinite(shifter["slope_x"])
+    # known answers for the shifter figures: tests/training/test_health.py
+    assert shifter["gaze_in_px"] and math.isfinite(shifter["rms_error_px"]) and math.isfinite(shifter["slope_x"])
     assert "shifter:" in r.stdout
     for name in ("bps_histogram", "rf_positions", "temporal_filters", "rf_recovery", "shifter"):
         png = (out / f"{name}.png").read_bytes()

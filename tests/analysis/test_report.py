@@ -181,7 +181,7 @@ def test_the_seeds_metric_is_a_column_and_blank_where_runs_do_not_record_it(tmp_
     fake_job(tmp_path, 1, ["model=a", "seed=1"], 1, [(0.1, 1.5)], best=0.1, best_val_bps_neuron_mean_clamped=0.35)
     fake_job(tmp_path, 2, ["model=b", "seed=0"], 0, [(0.1, 1.5)], best=0.2)
     write_report(tmp_path)
-    column = "val_bps_neuron_mean_clamped (seed's definition)"
+    column = "val_bps_neuron_mean_clamped (VisionCore's definition)"
     rows = {r["config"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
     assert float(rows["model=a"][column]) == pytest.approx(0.30) and rows["model=b"][column] == ""
     report = (tmp_path / "report.md").read_text()

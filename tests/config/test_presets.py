@@ -1,4 +1,4 @@
-"""The seed's presets (conf/experiment) keep their sizes, compose with the data config and train a step."""
+"""The reference analysis's presets (conf/experiment) keep their sizes, compose with the data config and train a step."""
 
 import json
 
@@ -13,9 +13,9 @@ from neuroenc.training.build import build_datamodule
 from neuroenc.training.run import train
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-# the presets' sizes are the seed's at its 120 Hz; their temporal sizes follow the data's frame rate
+# the presets' sizes are the reference analysis's at its 120 Hz; their temporal sizes follow the data's frame rate
 AT_120HZ = ["data.simulation.frame_rate=120"]
-# TINY_DATA is 30 Hz: its 16-frame windows of 16x24 frames fit 8 of the presets' 2-frame tubelets (the seed's
+# TINY_DATA is 30 Hz: its 16-frame windows of 16x24 frames fit 8 of the presets' 2-frame tubelets (the reference analysis's
 # 8 frames at 120 Hz); one training step of batch 2
 ONE_STEP = [*TINY_DATA, "data.window=16", "data.burn_in=8", "data.batch_size=2", "trainer.max_steps=1",
             "trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
@@ -34,7 +34,7 @@ def test_presets_keep_the_seed_sizes_and_each_rung_adds_one_fix():
     assert [s.out_channels for s in r.convnet.stages] == [128, 128, 256]
     stages = [(s.stride, s.pool, s.dilation) for s in r.convnet.stages]
     assert stages == [(2, "none", 1), (2, "aablur", 1), (1, "none", 2)]
-    # the seed's (VisionCore learned_res_small_gru_optimized_aa): 3x5x5, time halved in stage 0,
+    # the reference analysis's (VisionCore learned_res_small_gru_optimized_aa): 3x5x5, time halved in stage 0,
     # dilation 2 in time as well as space in stage 2, one convolution per stage
     assert [list(s.kernel_size) for s in r.convnet.stages] == [[3, 5, 5], [3, 5, 5], [3, 3, 3]]
     assert [(s.temporal_stride, s.temporal_dilation, s.convs) for s in r.convnet.stages] == [(2, 1, 1), (1, 1, 1),
@@ -81,7 +81,7 @@ def test_at_30hz_the_presets_temporal_sizes_span_the_seeds_milliseconds():
     assert list(c["vivit_p1"].convnet.tokenizer.stride) == [2, 4, 4]
     r = c["resnet_small_gru_aa"].convnet.stages
     assert [list(s.kernel_size) for s in r] == [[1, 5, 5], [1, 5, 5], [1, 3, 3]]
-    assert [s.temporal_stride for s in r] == [1, 1, 1]  # a 33 ms frame is longer than the seed's 17 ms step
+    assert [s.temporal_stride for s in r] == [1, 1, 1]  # a 33 ms frame is longer than the reference analysis's 17 ms step
     check(c["vivit_p1"])
     build_datamodule(c["vivit_p1"])
 
@@ -150,7 +150,7 @@ def test_scale_shrinks_every_presets_widths_and_keeps_their_ratios():
 
 
 def test_scale_never_squeezes_the_behaviour_embedding_below_the_behaviour_columns():
-    """The behaviour embedding is not a scaled width: at scale=0.125 the seed's 16 and 32 would be 2
+    """The behaviour embedding is not a scaled width: at scale=0.125 the reference analysis's 16 and 32 would be 2
     and 4, a bottleneck on the simulator's 4 behaviour columns that vivit_p12 would then 'fix'."""
     for p in PRESETS:
         full, small = compose_config([f"experiment={p}"]), compose_config([f"experiment={p}", "scale=0.125"])

@@ -31,7 +31,7 @@ CONVNETS = {
     "hybrid": lambda c: Hybrid(c, STAGES[:2], **TRANSFORMER),
     # keeps frames 0, 2, 4, ... after stage 0: the modulator runs on 12 steps
     "resnet_temporal_stride": lambda c: ResNet(c, [{**STAGES[0], "temporal_stride": 2}, *STAGES[1:]]),
-    # experiment=resnet_small_gru_aa at 120 Hz: the seed's one-convolution stages, 3x5x5 with time
+    # experiment=resnet_small_gru_aa at 120 Hz: the reference analysis's one-convolution stages, 3x5x5 with time
     # halved in stage 0, aablur in stage 1, dilation 2 in time and space in stage 2
     "resnet_seed": lambda c: ResNet(c, [
         {"out_channels": 6, "kernel_size": [3, 5, 5], "stride": 2, "temporal_stride": 2, "convs": 1},

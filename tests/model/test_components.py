@@ -43,7 +43,7 @@ def nyquist_fraction(k: np.ndarray) -> float:
 
 
 def seed_hann(n: int) -> np.ndarray:
-    """The seed's window: symmetric Hann (numpy's), scaled to a peak of 1."""
+    """VisionCore's window: symmetric Hann (numpy's), scaled to a peak of 1."""
     w = np.hanning(n)
     return w / w.max()
 
@@ -71,7 +71,7 @@ def test_anti_aliased_kernels_have_zero_gain_at_nyquist(kernel_size, init, aa_wi
     gain = np.abs(np.fft.rfft(fe.kernels().detach().double().numpy(), 512, axis=1))  # bin 256 is Nyquist
     assert np.all(gain[:, -1] <= 1e-6 * gain.max(axis=1))  # float32 rounding only (<=: a kernel may be all zero)
     raw = np.abs(np.fft.rfft(fe.weight.detach().double().numpy() * seed_hann(kernel_size), 512, axis=1))
-    if init == "random" and kernel_size > 3:  # the seed's window alone would not do it
+    if init == "random" and kernel_size > 3:  # VisionCore's window alone would not do it
         assert np.max(raw[:, -1] / raw.max(axis=1)) > 0.3
 
 
@@ -234,7 +234,7 @@ def test_temporal_dilation_spaces_the_time_taps_causally(kernel, temporal_stride
 
 @pytest.mark.parametrize("pool,stride", [("none", 2), ("aablur", 2)])
 def test_one_convolution_stage_is_conv_norm_plus_shortcut(pool, stride):
-    """``convs=1`` (the seed's stage): SiLU(pool(norm(conv(x))) + pool(shortcut(x))), no second conv.
+    """``convs=1`` (the reference analysis's stage): SiLU(pool(norm(conv(x))) + pool(shortcut(x))), no second conv.
     The stage pools the sum of the paths once (blur-pooling is linear): the same, to rounding, as
     pooling each path, in training (batch statistics) and in eval."""
     torch.manual_seed(0)

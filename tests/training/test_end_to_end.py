@@ -41,10 +41,13 @@ def test_tiny_training_run_writes_checkpoint_and_metrics_and_learns(tmp_path):
     assert set(m["parameters"]) == {"frontend", "convnet", "modulator", "shifter", "readout", "total"}
     # it learned the stimulus, not only the behaviour: its score falls with the stimulus shuffled
     assert m["val_bps_stimulus_shuffled"] < 0.5 * m["best_val_bps_overall"]
-    assert m["val_bps_behavior_only"] is not None and 0 <= m["rf_distance_px_median"] < 3
+    assert m["val_bps_behavior_only"] is not None
+    # the readouts start on their cells' estimated centres; training keeps them there or brings them closer
+    print("rf distance: start", m["init_rf_distance_px_median"], "best epoch", m["rf_distance_px_median"])
+    assert m["rf_distance_px_median"] <= m["init_rf_distance_px_median"] + 0.1
     assert "stimulus shuffled" in r.stdout and "not using the stimulus" not in r.stdout
     assert "best val bits/spike" in r.stdout
-    # the seed's figure: every validation, and at the best epoch from that epoch's per-neuron scores
+    # VisionCore's figure: every validation, and at the best epoch from that epoch's per-neuron scores
     assert all(math.isfinite(row["val_bps_neuron_mean_clamped"]) for row in m["history"])
     with open(run_dir / "per_neuron.csv") as f:
         per_session: dict[str, list[float]] = {}
@@ -53,7 +56,7 @@ def test_tiny_training_run_writes_checkpoint_and_metrics_and_learns(tmp_path):
     assert math.isclose(m["best_val_bps_neuron_mean_clamped"], neuron_mean_clamped_bps(per_session), rel_tol=1e-12)
     (csv_log,) = list((run_dir / "csv").rglob("metrics.csv"))
     assert "val_bps_neuron_mean_clamped" in csv_log.read_text().splitlines()[0].split(",")
-    assert "seed's definition" in r.stdout
+    assert "VisionCore's definition" in r.stdout
     assert not list(tmp_path.glob("*.ckpt")) and not (tmp_path / "lightning_logs").exists()
 
 

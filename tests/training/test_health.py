@@ -97,3 +97,40 @@ def test_shifter_response_reads_the_raw_gaze_and_scores_the_shift_against_it(tmp
     assert summary["rms_error_px"] == pytest.approx(np.sqrt(np.mean(np.sum((0.75 * gaze) ** 2, 1))), rel=1e-3)
     assert health.shifter_summary(response, None)["rms_error_px"] is None
     assert health.shifter_response(SimpleNamespace(shifter=None), dm.sessions, "val", 1.0) is None
+
+
+def known_encoder(shifter: str = "shifter=none"):
+    """The micro model built without data, stride 2 in space so that grid and pixels differ."""
+    from conftest import MICRO_DATA, compose_config
+
+    from neuroenc.training.build import build_encoder_without_data
+
+    cfg = compose_config([*MICRO_DATA, "frontend.num_channels=2", "frontend.kernel_size=4",
+                          "convnet.stages=[{out_channels:4,kernel_size:[2,3,3],stride:2}]", shifter])
+    encoder, info, _, _ = build_encoder_without_data(cfg)
+    return encoder, info
+
+
+def test_a_readout_placed_at_a_known_pixel_reads_there_and_is_that_far_from_a_known_centre():
+    encoder, info = known_encoder()
+    session = info.session_ids[0]
+    n = info.n_neurons[session]
+    pixels = torch.tensor([[3.0 + k % 5, 2.0 + k % 4] for k in range(n)], dtype=torch.float64)
+    with torch.no_grad():
+        encoder.readout(session).mean.copy_(encoder.grid.to_grid(pixels).to(encoder.readout(session).mean.dtype))
+    got = health.readout_centers_px(encoder, session, info.behavior_dim)
+    np.testing.assert_allclose(got.numpy(), pixels.numpy(), atol=1e-5)
+    truth = {session: (pixels.numpy() + [[3.0, 4.0]]).tolist()}  # every true centre 5 px away
+    np.testing.assert_allclose(health.rf_distances_px(encoder, truth, info.behavior_dim), 5.0, atol=1e-5)
+
+
+def test_a_known_shifter_offset_moves_the_readout_centres_by_that_many_pixels():
+    encoder, info = known_encoder("shifter=mlp")
+    session = info.session_ids[0]
+    before = health.readout_centers_px(encoder, session, info.behavior_dim)  # the shifter starts at zero shift
+    last = encoder.shifter.mlps[session][-1]
+    with torch.no_grad():  # a constant shift of (+2, -1) px, whatever the gaze
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([2.0, -1.0]))
+    after = health.readout_centers_px(encoder, session, info.behavior_dim)
+    np.testing.assert_allclose((after - before).numpy(), [[2.0, -1.0]] * len(before), atol=1e-5)

@@ -1,4 +1,4 @@
-"""The end-of-job W&B summary carries the best epoch's scores, the seed's clamped figure included."""
+"""The end-of-job W&B summary carries the best epoch's scores, the reference analysis's clamped figure included."""
 
 from types import SimpleNamespace
 

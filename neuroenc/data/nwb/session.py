@@ -19,9 +19,8 @@ from neuroenc.data.nwb.stimulus import Stimulus, load_stimulus
 from neuroenc.data.nwb.streams import bin_units, check_clock, sample, spike_range
 from neuroenc.data.nwb.timeline import BLANK
 from neuroenc.data.repeats import StimulusHasher
-from neuroenc.data.sessions import SessionWriter, open_session
+from neuroenc.data.sessions import SPLITS, SessionWriter, open_session
 
-SPLIT_NAMES = ("train", "val", "test")
 # of a bin: a trial whose stop time cuts its last bin short by less keeps that bin. Photodiode
 # flips jitter by a fraction of a millisecond, so a trial from one flip to the flip after its last
 # frame spans n bins give or take that: it must still get all n of its frames.
@@ -115,10 +114,10 @@ def assign_splits(trial_ids: list[int], groups: list[str], fractions, seed: int)
         if fractions[k + 1] > 0 and cuts[k + 1] - cuts[k] == 0 and cuts[k] > 1:
             cuts[: k + 1] -= 1
     split_of = {}
-    for k, name in enumerate(SPLIT_NAMES):
+    for k, name in enumerate(SPLITS):
         for g in order[(cuts[k - 1] if k else 0) : cuts[k]]:
             split_of[g] = name
-    return {s: [t for t, g in zip(trial_ids, groups) if split_of.get(g) == s] for s in SPLIT_NAMES}
+    return {s: [t for t, g in zip(trial_ids, groups) if split_of.get(g) == s] for s in SPLITS}
 
 
 def _splits(trials: Trials, kept, opts: Options, source: Path) -> tuple[dict, dict | None]:
@@ -127,7 +126,7 @@ def _splits(trials: Trials, kept, opts: Options, source: Path) -> tuple[dict, di
         stimulus_ids = {t: str(v) for t, v in zip(trials.ids, kept[opts.stimulus_id_column].tolist())}
     if opts.split_column:
         values = [str(v) for v in kept[opts.split_column].tolist()]
-        splits = {s: [t for t, v in zip(trials.ids, values) if v == s] for s in SPLIT_NAMES}
+        splits = {s: [t for t, v in zip(trials.ids, values) if v == s] for s in SPLITS}
         how = f"split column {opts.split_column!r} (values {sorted(set(values))})"
     else:
         groups = [stimulus_ids[t] if stimulus_ids else f"trial{t}" for t in trials.ids]
@@ -369,6 +368,6 @@ def write_plan(plan: Plan, stimulus: Stimulus, dest: Path, opts: Options) -> dic
                                  warnings=notes)
     import_report.write(dest, report)
     return {"session_id": plan.session_id, "neurons": int(robs.shape[1]), "frames": int(len(starts)),
-            "trials": {s: len(plan.splits.get(s, [])) for s in SPLIT_NAMES}, "behavior": names,
+            "trials": {s: len(plan.splits.get(s, [])) for s in SPLITS}, "behavior": names,
             "repeated_videos": sum(n > 1 for n in Counter(stimulus_ids.values()).values()) if stimulus_ids else 0,
             "report": report}

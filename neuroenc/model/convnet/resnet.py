@@ -34,7 +34,7 @@ class FramewiseBlurPool(nn.Module):
 
 class ResidualStage(nn.Module):
     """conv -> norm -> SiLU -> conv -> norm, plus a shortcut, -> SiLU -> dropout; with ``convs=1``
-    (the seed's stage: one convolution per block) conv -> norm, plus a shortcut, -> SiLU -> dropout.
+    (the reference analysis's stage: one convolution per block) conv -> norm, plus a shortcut, -> SiLU -> dropout.
 
     The convolutions are causal in time. With ``temporal_stride`` s the first convolution and the
     shortcut keep frames 0, s, 2s, ... (each computed from frames up to itself), so main path and

@@ -85,7 +85,7 @@ class RunSummary(L.Callback):
             "final_val_bps_overall": final and final["val_bps_overall"],
             "best_epoch": best and best["epoch"],
             "best_val_bps_neuron_mean": best and best["val_bps_neuron_mean"],
-            # the seed's definition (neuroenc.metrics.neuron_mean_clamped_bps); .get: histories of
+            # VisionCore's definition (neuroenc.metrics.neuron_mean_clamped_bps); .get: histories of
             # runs resumed from checkpoints written before it existed lack it
             "best_val_bps_neuron_mean_clamped": best and best.get("val_bps_neuron_mean_clamped"),
             # rows are what validation logged (from checkpoints too, when resumed): keys, not results
@@ -93,6 +93,9 @@ class RunSummary(L.Callback):
             "val_bps_oracle": best and best.get("val_bps_oracle"),
             "val_oracle_fraction": best and best.get("val_oracle_fraction"),
             "init_val_bps_overall": self.init_scores and self.init_scores["val_bps_overall"],
+            # where the readouts started (simulated data), beside rf_distance_px_median at the best epoch:
+            # whether training moved them towards their cells or away
+            "init_rf_distance_px_median": self.init_scores and self.init_scores.get("rf_distance_px_median"),
             **(health or {}),
             "rf_distance_px_median": best and best.get("rf_distance_px_median"),
             "epochs": trainer.current_epoch,
