@@ -9,6 +9,7 @@ the oldest frame) and every part is causal: an output at step t depends on input
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -62,7 +63,7 @@ class Readout(Protocol):
     def __call__(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
-def check_parts(frontend: object, core: object, modulator: object, readouts: dict[str, object]) -> None:
+def check_parts(frontend: object, core: object, modulator: object, readouts: Mapping[str, object]) -> None:
     """Raise ``TypeError`` naming the part and the promise it does not keep."""
     for name, part, protocol in (("frontend", frontend, Frontend), ("convnet", core, Core),
                                  ("modulator", modulator, Modulator)):
@@ -70,8 +71,9 @@ def check_parts(frontend: object, core: object, modulator: object, readouts: dic
             missing = [a for a in ("out_channels", "feature_grid") if a in dir(protocol) and not hasattr(part, a)]
             raise TypeError(f"{name}: {type(part).__name__} is not a {protocol.__name__} "
                             f"(missing: {', '.join(missing) or 'a forward'}); see neuroenc.model.protocols")
-    if getattr(core, "temporal_stride", 1) > 1 and not hasattr(core, "step_ends"):
-        raise TypeError(f"convnet: {type(core).__name__} strides time by {core.temporal_stride} but has no "
+    stride = getattr(core, "temporal_stride", 1)
+    if stride > 1 and not hasattr(core, "step_ends"):
+        raise TypeError(f"convnet: {type(core).__name__} strides time by {stride} but has no "
                         "step_ends(T), so frames cannot be matched to its steps causally")
     for session, readout in readouts.items():
         if not isinstance(readout, Readout):
