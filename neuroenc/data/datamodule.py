@@ -25,7 +25,7 @@ class DatasetInfo:
 
     session_ids: list[str]
     n_neurons: dict[str, int]
-    mean_rate: dict[str, list[float]]
+    mean_rate: dict[str, list[float] | None]  # None: not known before the data exist (planned_info)
     behavior_dim: int
     in_channels: int
     frame_shape: tuple[int, int]

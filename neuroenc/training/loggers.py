@@ -10,8 +10,10 @@ and ``val_bps_neuron_mean_clamped``'s (the seed's definition) its value at that 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +25,7 @@ def _job_identity() -> dict:
         return {}
     hc = HydraConfig.get()
     name = hc.job.override_dirname or hc.job.name
-    if hc.mode.name == "MULTIRUN":
+    if hc.mode == RunMode.MULTIRUN:
         group = "/".join(Path(hc.sweep.dir).parts[-2:])
     else:
         group = None
@@ -41,7 +43,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
             extra.update({k: v for k, v in ident.items() if node.get(k) is None and v is not None})
         logger = instantiate(node, _convert_="all", **extra)
         if isinstance(logger, WandbLogger):
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.log_hyperparams(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
             logger.experiment.define_metric("val_bps_overall", summary="max")
             logger.experiment.define_metric("val_oracle_fraction", summary="max")
         loggers.append(logger)

@@ -55,7 +55,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     rf_centers = datamodule.rf_centers() if cfg.readout.get("init_positions") == "data" and resume_from is None else None
     module = build_module(cfg, info, rf_centers)
     module.environment = environment.collect()
-    if rank_zero_only.rank == 0:
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # Lightning sets .rank on the function
         environment.record(run_dir, module.environment, resumed=resume_from is not None)
         if resume_from is None:  # .hydra/config.yaml keeps interpolations (${seed}, ${oc.env:...})
             atomic.write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
