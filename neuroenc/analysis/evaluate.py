@@ -37,6 +37,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import cast
 
 import hydra
 import lightning as L
@@ -51,6 +52,7 @@ from neuroenc.analysis.health import readout_centers_px, shifter_response, shift
 from neuroenc.config.compose import CONF_DIR
 from neuroenc.config.schema import register
 from neuroenc.data.repeats import session_repeat_scores
+from neuroenc.data.windows import Batch
 from neuroenc.training.build import build_datamodule
 from neuroenc.training.loading import load
 from neuroenc.training.metrics import REPEAT_SCORES, Correlation, end_to_end
@@ -97,7 +99,7 @@ class CorrelationScores(L.Callback):
         self.metric = self.metric.to(pl_module.device)
         self.metric.reset()
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch: Batch, batch_idx, dataloader_idx=0):
         self.metric.update(pl_module.session_of(batch), outputs, batch["robs"], batch["mask"])
 
 
@@ -116,6 +118,7 @@ def score_split(trainer: L.Trainer, module: EncoderModule, correlation: Correlat
     """Per-neuron columns and pooled scores of one split, through the training validation path."""
     trainer.validate(module, dataloaders=loader, verbose=False)
     scores = module.last_validation
+    assert scores is not None  # validate() has just set it
     corr = correlation.metric.compute().cpu().numpy()
     columns = {f"{split}_bps": end_to_end(scores.bps.per_neuron).tolist(), f"{split}_corr": corr.tolist(),
                f"{split}_spikes": end_to_end(scores.bps.spikes).tolist()}
@@ -161,7 +164,7 @@ def receptive_fields(model, info, sessions) -> tuple[dict[str, list], dict | Non
     positions = [readout_centers_px(model, s, info.behavior_dim) for s in info.session_ids]
     if any(p is None for p in positions):
         return {}, None
-    xy = np.concatenate([p.numpy() for p in positions])
+    xy = np.concatenate([p.numpy() for p in positions])  # type: ignore[union-attr]  # no None, checked above
     columns = {"rf_x_px": xy[:, 0].tolist(), "rf_y_px": xy[:, 1].tolist()}
     truth = [session.meta.get("neurons") for session in sessions]
     if any(t is None for t in truth):
@@ -200,8 +203,8 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     if info.session_ids != model.info.session_ids or info.n_neurons != model.info.n_neurons:
         raise ValueError(f"checkpoint {str(checkpoint)!r} was trained on sessions {model.info.n_neurons} "
                          f"(id: neurons) but the data now holds {info.n_neurons}")
-    module = EncoderModule(model, info.n_neurons, OmegaConf.to_container(cfg.optim), has_oracle=info.has_oracle,
-                           config=OmegaConf.to_container(cfg), seed=cfg.seed)
+    module = EncoderModule(model, info.n_neurons, cast(dict, OmegaConf.to_container(cfg.optim)), has_oracle=info.has_oracle,
+                           config=cast(dict, OmegaConf.to_container(cfg)), seed=cfg.seed)
     correlation = CorrelationScores(info.n_neurons)
     # the training precision: the val score then equals the logged one on the same kind of device
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision=cfg.trainer.precision, logger=False,

@@ -202,7 +202,7 @@ def predict_split(checkpoint, split: str = "test", data_root: str | None = None,
         raise ValueError(f"data.root: sessions {unknown} have no readout in checkpoint {str(checkpoint)!r} "
                          f"(its sessions: {model.session_ids})")
     out = Path(out_dir) if out_dir else default_out_dir(checkpoint, split)
-    summary = {"checkpoint": str(checkpoint.resolve()), "split": split, "window": int(model.config.data.window),
+    summary: dict = {"checkpoint": str(checkpoint.resolve()), "split": split, "window": int(model.config.data.window),
                "burn_in": int(model.config.data.burn_in), "sessions": {}}
     for s in sessions:
         if s.n_neurons != model.info.n_neurons[s.id]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,7 +77,8 @@ class Encoder(nn.Module):
     config: DictConfig
     info: DatasetInfo
     checkpoint: dict[str, Any]
-    predict: Callable[..., torch.Tensor]
+    normalization: dict[str, dict] | None
+    predict: Callable[..., np.ndarray]
 
     def __init__(self, frontend: nn.Module, convnet: nn.Module, modulator: nn.Module,
                  readouts: dict[str, nn.Module], shifter: nn.Module | None = None,
