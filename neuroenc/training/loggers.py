@@ -18,6 +18,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from neuroenc.training.callbacks.summary import RunResult
+
 
 def _job_identity() -> dict:
     """Run name and group from Hydra; empty outside a Hydra app (tests, notebooks)."""
@@ -50,7 +52,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     return loggers
 
 
-def finish_loggers(loggers: list, result: dict, per_neuron: list[dict]) -> None:
+def finish_loggers(loggers: list, result: RunResult, per_neuron: list[dict]) -> None:
     """End-of-job W&B summary: best val_bps_overall, a per-neuron table and histogram; then finish.
 
     ``wandb.finish()`` after each job matters in a multirun: without it the next job's metrics

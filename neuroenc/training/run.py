@@ -19,7 +19,7 @@ from neuroenc.config.validate import check
 from neuroenc.training import environment
 from neuroenc.training.build import build_datamodule, build_module
 from neuroenc.training.callbacks.per_neuron import BestPerNeuron
-from neuroenc.training.callbacks.summary import RunSummary
+from neuroenc.training.callbacks.summary import RunResult, RunSummary
 from neuroenc.training.checkpointing import AtomicCheckpointIO, checkpoint_callbacks
 from neuroenc.training.ddp import launch_ranks_per_job
 from neuroenc.training.loading import read_checkpoint
@@ -29,7 +29,7 @@ from neuroenc.training.resume import checkpoint_to_continue
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
+def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     """Train as configured; all outputs go under ``run_dir``. Returns the metrics.json content.
 
     With ``cfg.resume`` set, continues the run in ``run_dir`` from its ``checkpoints/last.ckpt``.
@@ -106,7 +106,7 @@ def health_figures(cfg: DictConfig, module, datamodule, checkpoint) -> dict:
             "val_bps_behavior_only": health.behavior_only_score(datamodule)}
 
 
-def report(result: dict, run_dir: Path, loggers: list) -> None:
+def report(result: RunResult, run_dir: Path, loggers: list) -> None:
     console = Console()
     table = Table(title="neuroenc run", show_header=False)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
