@@ -178,7 +178,8 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
         row["flops"] = flops.get(names[id(module)], 0)
     readout = encoder.readout(info.session_ids[0])
     counts = encoder.parameter_counts()
-    components: dict[str, dict[str, int]] = {part: {"parameters": counts[part], "flops": flops.get(part, 0)}
+    components: dict[str, dict[str, int]]  # the parts, then "readout" and "total"
+    components = {part: {"parameters": counts[part], "flops": flops.get(part, 0)}
                   for part in ("frontend", "convnet", "modulator", "to_frames", "shifter") if part in counts}
     # FLOPs: the one session a window goes through; parameters: every session's readout
     components["readout"] = {"parameters": counts["readout"], "flops": flops.get(names[id(readout)], 0)}

@@ -203,7 +203,7 @@ def predict_split(checkpoint, split: str = "test", data_root: str | None = None,
                          f"(its sessions: {model.session_ids})")
     out = Path(out_dir) if out_dir else default_out_dir(checkpoint, split)
     summary: dict = {"checkpoint": str(checkpoint.resolve()), "split": split, "window": int(model.config.data.window),
-               "burn_in": int(model.config.data.burn_in), "sessions": {}}
+                     "burn_in": int(model.config.data.burn_in), "sessions": {}}
     for s in sessions:
         if s.n_neurons != model.info.n_neurons[s.id]:
             raise ValueError(f"session {s.id!r}: {s.n_neurons} neurons, but the checkpoint's readout has "

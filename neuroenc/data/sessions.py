@@ -419,9 +419,11 @@ def _scan(s: Session) -> tuple[dict, dict]:
     widest = max(int(np.prod(s.stim.shape[1:])), s.n_neurons, s.behavior.shape[1], 1)
     rows = max(1, CHUNK_BYTES // (8 * widest))
     nb = s.behavior.shape[1]
-    acc: dict[str, Any] = dict(s1=0.0, s2=0.0, n=0, b1=np.zeros(nb), b2=np.zeros(nb), r=np.zeros(s.n_neurons),
+    acc: dict[str, Any]  # sums of floats and of arrays
+    checks: dict[str, Any]  # counts, and first bad frames (None until one is found)
+    acc = dict(s1=0.0, s2=0.0, n=0, b1=np.zeros(nb), b2=np.zeros(nb), r=np.zeros(s.n_neurons),
                rn=np.zeros(s.n_neurons))
-    checks: dict[str, Any] = dict(stim_nonfinite_frames=0, stim_first_nonfinite=None, behavior_nonfinite_frames=0,
+    checks = dict(stim_nonfinite_frames=0, stim_first_nonfinite=None, behavior_nonfinite_frames=0,
                   behavior_first_nonfinite=None, robs_negative=0, robs_first_negative=None, robs_inf=0, robs_nan=0)
 
     for c in range(0, T, rows):

@@ -95,7 +95,7 @@ class Encoder(nn.Module):
         if shifter is not None and self.grid is None:
             raise ValueError("a shifter needs the frame shape, to turn its pixels into grid units")
         if shifter is not None:  # a buffer: on the model's device, not copied there at every step
-            assert self.grid is not None
+            assert self.grid is not None  # raised above otherwise
             self.register_buffer("pixels_per_unit", self.grid.pixels_per_unit().float(), persistent=False)
         self.session_ids = list(readouts)
         # ModuleDict keys may not contain '.', session ids may
