@@ -16,6 +16,7 @@ train: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check neuroenc tests
+	$(PY) -m mypy
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -12,12 +14,12 @@ register()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     from neuroenc.training.ddp import job_process_group
     from neuroenc.training.resume import requested, run_of_this_job
     from neuroenc.training.run import train  # heavy imports after Hydra has parsed the command line
 
-    run_dir = HydraConfig.get().runtime.output_dir
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     if requested(cfg.resume):  # continue in the run's own directory; this job's records where it went
         run_dir = run_of_this_job(cfg.resume, HydraConfig.get())
     with job_process_group():

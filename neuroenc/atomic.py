@@ -75,7 +75,7 @@ def open_for_write(path, mode: str = "w", durable: bool = True, **open_kwargs) -
     # os.open with 0o666, not mkstemp (0o600): the file gets the permissions a plain open() gives
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {}), **open_kwargs) as f:
+        with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None, **open_kwargs) as f:
             yield f
             f.flush()
             if durable:

@@ -83,7 +83,7 @@ def pooled_bits_per_spike(s_ylogr, s_r, s_y, n) -> torch.Tensor:
     return diff.sum() / (s_y.sum() * LN2)
 
 
-def neuron_mean_clamped_bps(per_session: Mapping[str, Sequence[float]]) -> float:
+def neuron_mean_clamped_bps(per_session: Mapping[str, Sequence[float] | np.ndarray]) -> float:
     """VisionCore's figure: per session the mean over neurons of max(bps_i, 0), then the mean over
     sessions (``val_bps_neuron_mean_clamped``).
 
@@ -201,7 +201,8 @@ class BitsPerSpike(SessionSums):
 
     def result(self) -> BitsPerSpikeResult:
         """The scores of everything accumulated since the last ``reset`` (over all ranks)."""
-        return BitsPerSpikeResult.from_sums(*self.compute(), slices=self.slices)
+        s_ylogr, s_r, s_y, n = self.compute()
+        return BitsPerSpikeResult.from_sums(s_ylogr, s_r, s_y, n, slices=self.slices)
 
 
 class Correlation(SessionSums):
@@ -214,6 +215,13 @@ class Correlation(SessionSums):
     """
 
     SUMS = ("n", "s_x", "s_y", "s_xx", "s_yy", "s_xy")
+    # the states add_state makes, declared for the type checker (nn.Module types them Tensor | Module)
+    n: torch.Tensor
+    s_x: torch.Tensor
+    s_y: torch.Tensor
+    s_xx: torch.Tensor
+    s_yy: torch.Tensor
+    s_xy: torch.Tensor
 
     def terms(self, rates, counts, m):
         x = torch.where(m > 0, rates, torch.zeros_like(m))

@@ -6,4 +6,4 @@ The command's name is kept for users; the code is :mod:`neuroenc.analysis.report
 from neuroenc.analysis.report import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -24,6 +24,7 @@ history and get NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -109,7 +110,7 @@ class TrainedEncoder:
         training config (window, burn-in, normalisation) and checked against its readouts:
         every session must have one, with as many neurons. With ``split``, that split must have
         a window in some session."""
-        cfg = OmegaConf.create(OmegaConf.to_container(self.config))
+        cfg = cast(DictConfig, OmegaConf.create(OmegaConf.to_container(self.config)))
         if data_root is not None:
             cfg.data.root = str(data_root)
         dm = build_datamodule(cfg)

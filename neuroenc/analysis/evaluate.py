@@ -37,6 +37,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import cast
 
 import hydra
 import lightning as L
@@ -50,6 +51,7 @@ from neuroenc.analysis import plots
 from neuroenc.config.compose import CONF_DIR
 from neuroenc.config.schema import register
 from neuroenc.data.repeats import session_repeat_scores
+from neuroenc.data.windows import Batch
 from neuroenc.metrics import REPEAT_SCORES, Correlation, end_to_end
 from neuroenc.trained import load
 from neuroenc.training.health import readout_centers_px, shifter_response, shifter_summary
@@ -96,7 +98,7 @@ class CorrelationScores(L.Callback):
         self.metric = self.metric.to(pl_module.device)
         self.metric.reset()
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch: Batch, batch_idx, dataloader_idx=0):
         self.metric.update(pl_module.session_of(batch), outputs, batch["robs"], batch["mask"])
 
 
@@ -115,6 +117,7 @@ def score_split(trainer: L.Trainer, module: EncoderModule, correlation: Correlat
     """Per-neuron columns and pooled scores of one split, through the training validation path."""
     trainer.validate(module, dataloaders=loader, verbose=False)
     scores = module.last_validation
+    assert scores is not None  # validate() has just set it
     corr = correlation.metric.compute().cpu().numpy()
     columns = {f"{split}_bps": end_to_end(scores.bps.per_neuron).tolist(), f"{split}_corr": corr.tolist(),
                f"{split}_spikes": end_to_end(scores.bps.spikes).tolist()}
@@ -160,7 +163,7 @@ def receptive_fields(model, info, sessions) -> tuple[dict[str, list], dict | Non
     positions = [readout_centers_px(model, s, info.behavior_dim) for s in info.session_ids]
     if any(p is None for p in positions):
         return {}, None
-    xy = np.concatenate([p.numpy() for p in positions])
+    xy = np.concatenate([p.numpy() for p in positions])  # type: ignore[union-attr]  # no None, checked above
     columns = {"rf_x_px": xy[:, 0].tolist(), "rf_y_px": xy[:, 1].tolist()}
     truth = [session.meta.get("neurons") for session in sessions]
     if any(t is None for t in truth):
@@ -193,8 +196,8 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
         raise ValueError(f"splits: no session under {str(dm.data_root())!r} has a window of data.window={dm.window} "
                          f"frames in {empty} (meta.json splits); "
                          + (f"evaluate the others: splits=[{','.join(rest)}]" if rest else "there is nothing to score"))
-    module = EncoderModule(model.encoder, info.n_neurons, OmegaConf.to_container(cfg.optim), has_oracle=info.has_oracle,
-                           config=OmegaConf.to_container(cfg), seed=cfg.seed)
+    module = EncoderModule(model.encoder, info.n_neurons, cast(dict, OmegaConf.to_container(cfg.optim)),
+                           has_oracle=info.has_oracle, config=cast(dict, OmegaConf.to_container(cfg)), seed=cfg.seed)
     correlation = CorrelationScores(info.n_neurons)
     # the training precision: the val score then equals the logged one on the same kind of device
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision=cfg.trainer.precision, logger=False,
@@ -214,12 +217,12 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     for split in splits:
         repeat_columns, summary["splits"][split]["repeats"] = score_repeats(model.eval(), dm.sessions, split)
         columns.update(repeat_columns)
-    rf_columns, summary["rf_recovery"] = receptive_fields(model, info, dm.sessions)
+    rf_columns, summary["rf_recovery"] = receptive_fields(model.encoder, info, dm.sessions)
     nyquist_gain = getattr(model.frontend, "nyquist_gain", None)
     summary["frontend_nyquist_gain"] = nyquist_gain() if nyquist_gain else None
     columns.update(rf_columns)
     eye_px = cfg.data.get("eye_px_per_unit")
-    shifts = shifter_response(model, dm.sessions, "val", eye_px)
+    shifts = shifter_response(model.encoder, dm.sessions, "val", eye_px)
     summary["shifter"] = shifter_summary(shifts, eye_px) if shifts else None
 
     out.mkdir(parents=True, exist_ok=True)

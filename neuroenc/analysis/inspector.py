@@ -15,6 +15,7 @@ import json
 import statistics
 import sys
 import time
+from typing import cast
 
 import torch
 from hydra.errors import ConfigCompositionException
@@ -36,8 +37,9 @@ from neuroenc.training.build import build_encoder_without_data, parse_input_shap
 def named_stages(encoder: Encoder) -> list[tuple[str, str, nn.Module]]:
     """``(component, stage, module)`` in data order; each module outputs ``(B, C, T, H, W)``."""
     core = encoder.convnet
-    if hasattr(core, "named_stages"):
-        inner = core.named_stages()
+    named = getattr(core, "named_stages", None)
+    if named is not None:
+        inner = named()
     else:
         inner = [(f"stage {i}", m) for i, m in enumerate(getattr(core, "stages", []))]
     frames = [] if encoder.to_frames is None else [("encoder", "steps to frames", encoder.to_frames)]
@@ -49,9 +51,10 @@ def _is_transformer(module: nn.Module) -> bool:
     return any(isinstance(m, (TransformerBlock, TubeletTokenizer)) for m in module.modules())
 
 
-def _extent(mask: torch.Tensor) -> tuple[int, int] | None:
+def _extent(mask: torch.Tensor) -> tuple[int, int]:
+    """First and last index where ``mask`` holds; every caller's mask has one (a unit sees some input)."""
     idx = mask.nonzero().flatten()
-    return None if idx.numel() == 0 else (int(idx[0]), int(idx[-1]))
+    return int(idx[0]), int(idx[-1])
 
 
 def _capture(modules: list[nn.Module], run) -> list[torch.Tensor]:
@@ -84,7 +87,7 @@ def _supports(encoder: Encoder, info: DatasetInfo, t: int, k: int) -> list[tuple
             _, c, ts, hs, ws = y.shape
             steps = [t - 1 - i for i in range(k)] if ts == t else [ts - 1] * k
             mix = torch.randn(c, generator=torch.Generator().manual_seed(1))
-            unit = sum(y[i, :, f, hs // 2, ws // 2] @ mix for i, f in enumerate(steps))
+            unit = cast(torch.Tensor, sum(y[i, :, f, hs // 2, ws // 2] @ mix for i, f in enumerate(steps)))
             (g,) = torch.autograd.grad(unit, x, retain_graph=True)
             out.append((tuple(y.shape[1:]), steps, g.abs().sum(1) > 0))
     return out
@@ -175,6 +178,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
         row["flops"] = flops.get(names[id(module)], 0)
     readout = encoder.readout(info.session_ids[0])
     counts = encoder.parameter_counts()
+    components: dict[str, dict[str, int]]  # the parts, then "readout" and "total"
     components = {part: {"parameters": counts[part], "flops": flops.get(part, 0)}
                   for part in ("frontend", "convnet", "modulator", "to_frames", "shifter") if part in counts}
     # FLOPs: the one session a window goes through; parameters: every session's readout
@@ -188,7 +192,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
         "components": components,
         "readout": {"grid": [hs, ws], "positions": hs * ws, "sessions": len(info.session_ids),
                     "neurons": sum(info.n_neurons.values()),
-                    "parameters_per_neuron": sum(p.numel() for p in readout.parameters()) // readout.n_neurons},
+                    "parameters_per_neuron": sum(p.numel() for p in readout.parameters()) // cast(int, readout.n_neurons)},
     }
     tokenizer = getattr(encoder.convnet, "tokenizer", None)
     if isinstance(tokenizer, TubeletTokenizer):

@@ -24,7 +24,7 @@ def bps_histogram(columns: dict, splits, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     values = {s: np.asarray(columns[f"{s}_bps"], float) for s in splits}
     finite = np.concatenate([v[np.isfinite(v)] for v in values.values()] or [np.zeros(1)])
-    bins = np.linspace(finite.min(), finite.max(), 30) if finite.size and finite.min() < finite.max() else 10
+    bins = np.linspace(finite.min(), finite.max(), 30).tolist() if finite.size and finite.min() < finite.max() else 10
     for split, v in values.items():
         v = v[np.isfinite(v)]
         ax.hist(v, bins=bins, alpha=0.5, label=f"{split}: median {np.median(v):.3f} (n={v.size})" if v.size else split)

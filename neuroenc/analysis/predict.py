@@ -87,8 +87,8 @@ def predict_split(checkpoint, split: str = "test", data_root: str | None = None,
     sessions = open_sessions(data_root) if data_root is not None else model.open_data().sessions
     model.check_sessions(sessions)
     out = Path(out_dir) if out_dir else default_out_dir(checkpoint, split)
-    summary = {"checkpoint": str(checkpoint.resolve()), "split": split, "window": int(model.config.data.window),
-               "burn_in": int(model.config.data.burn_in), "sessions": {}}
+    summary: dict = {"checkpoint": str(checkpoint.resolve()), "split": split, "window": int(model.config.data.window),
+                     "burn_in": int(model.config.data.burn_in), "sessions": {}}
     for s in sessions:
         stored = model.normalization.get(s.id)
         rates, frames = session_predictions(model, s, split, batch_size, None if stored else s.stats())

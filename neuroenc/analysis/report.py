@@ -80,7 +80,7 @@ def rf_bins(sizes: list[float]) -> list[tuple[float, float]]:
 class Job:
     path: Path
     overrides: list[str]
-    metrics: dict | None
+    metrics: dict  # metrics.json; {} where the job wrote none
     per_neuron: list[dict]
     shared: frozenset = frozenset()  # overrides every job of the sweep has: left out of labels
     data: str = ""  # what identifies the job's neurons (see data_key)
@@ -107,7 +107,7 @@ class ConfigRow:
     def finished(self) -> list[Job]:
         return [j for j in self.jobs if j.status == "finished" and j.metrics.get("best_val_bps_overall") is not None]
 
-    def values(self, key: str) -> list[float]:
+    def values(self, key: str) -> list:
         return [j.metrics[key] for j in self.finished() if j.metrics.get(key) is not None]
 
     def repeat_mean(self, key: str) -> float:
@@ -197,7 +197,7 @@ def load_jobs(sweep: Path) -> list[Job]:
         overrides = yaml.safe_load(overrides_file.read_text()) or []
         m = d / "metrics.json"
         pn = d / "per_neuron.csv"
-        jobs.append(Job(d, [str(o) for o in overrides], json.loads(m.read_text()) if m.exists() else None,
+        jobs.append(Job(d, [str(o) for o in overrides], json.loads(m.read_text()) if m.exists() else {},
                         list(csv.DictReader(pn.open())) if pn.exists() else [], data=data_key(d)))
     if not jobs:
         raise SystemExit(f"{sweep}: no job directories (none holds .hydra/overrides.yaml)")
@@ -249,7 +249,7 @@ def group(jobs: list[Job]) -> list[ConfigRow]:
     return list(rows.values())
 
 
-def fmt(v: float, digits: int = 4) -> str:
+def fmt(v: float | None, digits: int = 4) -> str:
     return "n/a" if v is None or v != v else f"{v:.{digits}f}"
 
 
@@ -323,7 +323,7 @@ def rf_breakdown(rows: list[ConfigRow]) -> list[dict]:
         bps = r.neuron_bps()
         if not bps or all(v != v for v in sizes.values()):
             continue
-        row = {"config": r.config}
+        row: dict = {"config": r.config}
         for lo, hi in bins:
             vals = [statistics.fmean(v) for k, v in bps.items() if lo <= sizes.get(k, float("nan")) < hi]
             vals = [v for v in vals if v == v]

@@ -31,6 +31,7 @@ from neuroenc.config.compose import compose_config
 from neuroenc.config.validate import check
 from neuroenc.data.sessions import SessionWriter
 from neuroenc.data.synthetic import BEHAVIOR_NAMES
+from neuroenc.data.windows import Batch
 
 MIB = 1 << 20
 
@@ -127,7 +128,7 @@ def compose_data(overrides: list[str], root: Path):
     return cfg
 
 
-def batch_bytes(batch: dict) -> int:
+def batch_bytes(batch: Batch) -> int:
     return sum(v.numel() * v.element_size() for v in batch.values() if isinstance(v, torch.Tensor))
 
 

@@ -83,8 +83,9 @@ def measure(overrides: list[str], input_shape: tuple[int, int, int] | None, batc
         raise ConfigError("trainer.precision", f"the benchmark runs {sorted(PRECISIONS)}, not {precision!r}")
     encoder, info, t, _ = build_encoder_without_data(cfg, input_shape)
     burn_in = int(cfg.data.burn_in)
-    if window_problem(t, burn_in):
-        raise ConfigError("data.burn_in", window_problem(t, burn_in))
+    problem = window_problem(t, burn_in)
+    if problem:
+        raise ConfigError("data.burn_in", problem)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        "cpu" if device == "auto" else device)
     encoder.to(dev).train()

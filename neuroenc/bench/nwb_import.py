@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                "--split-fractions", "1,0,0", "--allow-no-val"]
         t0 = time.perf_counter()
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert child.stdout is not None  # stdout=PIPE
         out = child.stdout.read()
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - t0

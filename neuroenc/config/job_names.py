@@ -26,7 +26,7 @@ def job_name(task_overrides) -> str:
         fixed = set()
     parts = [o.input_line for o in parser.parse_overrides([str(t) for t in task_overrides])
              if key(o) not in fixed and not o.key_or_group.startswith("hydra")]
-    name = ",".join(parts).replace("/", "_") or "defaults"
+    name = ",".join(parts).replace("/", "_") or "defaults"  # type: ignore[arg-type]  # parsed overrides have input_line
     return name if len(name) <= MAX_LEN else name[:MAX_LEN] + "..."
 
 

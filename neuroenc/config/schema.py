@@ -342,7 +342,7 @@ class PredictConfig:
     csv: bool = True  # also <session>.csv beside the .npy
 
 
-SCHEMAS = {
+SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"synthetic": SyntheticDataConfig, "sessions": SessionsDataConfig},
     "frontend": {"learnable_temporal": LearnableTemporalConfig, "none": NoFrontendConfig},
     "convnet": {"resnet": ResNetConfig, "vivit": ViViTConfig, "hybrid": HybridConfig},

@@ -32,7 +32,7 @@ class DatasetInfo:
 
     session_ids: list[str]
     n_neurons: dict[str, int]
-    mean_rate: dict[str, list[float]]
+    mean_rate: dict[str, list[float] | None]  # None: not known before the data exist (planned_info)
     behavior_dim: int
     in_channels: int
     frame_shape: tuple[int, int]
@@ -85,7 +85,8 @@ class SessionDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
-        self.sessions: list[Session] | None = None
+        # None until setup() opens them; typed as opened, since everything that reads them calls setup() first
+        self.sessions: list[Session] = None  # type: ignore[assignment]
         self.windows: dict[str, np.ndarray] = {}
         self.train_loader: ResumableLoader | None = None
         self._train_loader_state: dict | None = None  # from a checkpoint, for the next train loader
@@ -137,7 +138,7 @@ class SessionDataModule(L.LightningDataModule):
     def _check_compatible(self, sessions: list[Session]) -> None:
         """One model reads every session: frames, behaviour columns and frame rate must agree."""
         def agree(what: str, value) -> None:
-            values = {}
+            values: dict = {}
             for s in sessions:
                 values.setdefault(value(s), s.id)
             if len(values) > 1:
@@ -186,7 +187,7 @@ class SessionDataModule(L.LightningDataModule):
         t = self.trainer
         return (t.global_rank, t.world_size) if t is not None else (0, 1)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> ResumableLoader:
         self.setup()
         w = self.windows[split]
         rank, world = self.shard()

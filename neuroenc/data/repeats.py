@@ -82,7 +82,7 @@ def session_repeat_scores(session, split: str, predict=None) -> dict | None:
     if not groups:
         return None
     responses = [stack_repeats(session, runs) for _, runs in groups]
-    out = {"videos": len(groups), "trials": sum(len(runs) for _, runs in groups)}
+    out: dict = {"videos": len(groups), "trials": sum(len(runs) for _, runs in groups)}
     if predict is None:
         out["scores"] = repeat_scores(responses)
     else:

@@ -105,8 +105,8 @@ class Mouse:
 
     def load(self, array: str, trial: int, mmap: bool = False) -> np.ndarray:
         f = self.file(array, trial)
-        if link_problem(f):
-            self.fail(f, link_problem(f))
+        if problem := link_problem(f):
+            self.fail(f, problem)
         if not f.exists():
             self.fail(f, f"missing (trial {trial} has tier {self.tiers[trial]!r})")
         try:
@@ -195,7 +195,8 @@ def read_mouse(folder: Path) -> Mouse:
     videos = folder / "data" / "videos"
     if not videos.is_dir():
         mouse.fail("data/videos", "missing directory")
-    ids, files = [], {}
+    ids: list[int] = []
+    files: dict[int, Path] = {}
     for f in sorted(videos.glob("*.npy")):
         if not f.stem.isdigit():
             mouse.fail(f, "trial files must be named <trial id>.npy")

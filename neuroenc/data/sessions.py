@@ -24,8 +24,10 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +115,7 @@ class RowReader:
         if self._pid != os.getpid():  # a forked worker opens its own descriptor
             self._fd = os.open(self.path, os.O_RDONLY)
             self._pid = os.getpid()
+        assert self._fd is not None
         return self._fd
 
     def prefetch(self, start: int, stop: int) -> None:
@@ -126,7 +129,7 @@ class RowReader:
         want = out.nbytes
         if want == 0:  # rows of no columns (a session without behaviour): nothing to read
             return out
-        got = os.preadv(self._file(), [memoryview(out).cast("B")], self.offset + start * self.row_bytes)
+        got = os.preadv(self._file(), [out.data.cast("B")], self.offset + start * self.row_bytes)
         if got != want:
             raise SessionFormatError(f"{self.path}: rows {start}:{stop} lie beyond the end of the file (truncated?)")
         return out
@@ -246,8 +249,8 @@ def open_session(path: str | os.PathLike) -> Session:
     arrays = {}
     for name in (*REQUIRED, *OPTIONAL):
         f = path / f"{name}.npy"
-        if link_problem(f):
-            _fail(path, f.name, link_problem(f))
+        if problem := link_problem(f):
+            _fail(path, f.name, problem)
         if not f.exists():
             if name in REQUIRED:
                 _fail(path, f.name, "missing array")
@@ -263,8 +266,8 @@ def open_session(path: str | os.PathLike) -> Session:
 
 def _read_meta(path: Path) -> dict:
     f = path / "meta.json"
-    if link_problem(f):
-        _fail(path, f.name, link_problem(f))
+    if problem := link_problem(f):
+        _fail(path, f.name, problem)
     if not f.exists():
         _fail(path, f.name, "missing")
     raw = f.read_bytes()
@@ -416,6 +419,8 @@ def _scan(s: Session) -> tuple[dict, dict]:
     widest = max(int(np.prod(s.stim.shape[1:])), s.n_neurons, s.behavior.shape[1], 1)
     rows = max(1, CHUNK_BYTES // (8 * widest))
     nb = s.behavior.shape[1]
+    acc: dict[str, Any]  # sums of floats and of arrays
+    checks: dict[str, Any]  # counts, and first bad frames (None until one is found)
     acc = dict(s1=0.0, s2=0.0, n=0, b1=np.zeros(nb), b2=np.zeros(nb), r=np.zeros(s.n_neurons),
                rn=np.zeros(s.n_neurons))
     checks = dict(stim_nonfinite_frames=0, stim_first_nonfinite=None, behavior_nonfinite_frames=0,
@@ -428,7 +433,8 @@ def _scan(s: Session) -> tuple[dict, dict]:
         if stim.dtype != np.uint8:
             _count_bad_frames(checks, "stim", ~np.isfinite(stim).reshape(d - c, -1).all(1), c)
         beh = s.reader("behavior").read(c, d).astype(np.float64)
-        _count_bad_frames(checks, "behavior", ~np.isfinite(beh).all(1), c)
+        # all(1) of a 2-D array is an array; numpy's stubs allow a scalar
+        _count_bad_frames(checks, "behavior", ~np.isfinite(beh).all(1), c)  # type: ignore[arg-type]
         robs = s.reader("robs").read(c, d)
         nan = np.isnan(robs)
         checks["robs_nan"] += int(nan.sum())
@@ -518,7 +524,7 @@ class SessionWriter:
     """
 
     def __init__(self, path: str | os.PathLike, *, n_frames: int, n_neurons: int, frame_shape: tuple[int, int],
-                 behavior_names: list[str], stim_dtype=np.uint8, dfs: bool = False, rates: bool = False,
+                 behavior_names: Sequence[str], stim_dtype=np.uint8, dfs: bool = False, rates: bool = False,
                  overwrite: bool = False):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
@@ -540,7 +546,7 @@ class SessionWriter:
             shapes["rates"] = ((n_neurons,), np.dtype(np.float32))
         self.layout = shapes
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = atomic.temp_dir_beside(self.path)
+        self.tmp: Path | None = atomic.temp_dir_beside(self.path)
         self.files = {}
         self.written = 0
         try:
@@ -583,7 +589,7 @@ class SessionWriter:
         self.written += t
 
     def finish(self, *, session_id: str, frame_rate: float, splits: dict[str, list[int]],
-               neuron_ids: list | None = None, neuron_coordinates=None, provenance: dict | None = None,
+               neuron_ids: list | np.ndarray | None = None, neuron_coordinates=None, provenance: dict | None = None,
                extra_meta: dict | None = None) -> Path:
         """Write meta.json and move the complete session into place; returns its path."""
         if self.written != self.n_frames:
@@ -603,6 +609,7 @@ class SessionWriter:
         }
         for fh in self.files.values():
             fh.close()
+        assert self.tmp is not None, "finish() is called once"
         (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if self.path.exists() and not self.overwrite:
             raise FileExistsError(f"session {self.path.name!r}: destination exists: {self.path} "
@@ -640,7 +647,7 @@ def write_session(
     splits: dict[str, list[int]],
     frame_rate: float,
     behavior: np.ndarray | None = None,
-    behavior_names: list[str] = (),
+    behavior_names: Sequence[str] = (),
     neuron_ids: list | None = None,
     neuron_coordinates=None,
     provenance: dict | None = None,

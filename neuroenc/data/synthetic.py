@@ -220,7 +220,7 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
     robs = rng.poisson(rates).astype(np.float32)
     dfs = (rng.random((T, n)) >= p.invalid_fraction).astype(np.uint8)
 
-    extra_meta = {"neurons": neurons}
+    extra_meta: dict = {"neurons": neurons}
     if splits is None:
         order = rng.permutation(n_trials)
         splits = {

@@ -9,6 +9,8 @@ frames masked out through ``score_from``.
 
 from __future__ import annotations
 
+from typing import TypedDict, cast
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -22,6 +24,21 @@ def window_problem(window: int, burn_in: int) -> str | None:
     if not 0 <= burn_in < window:
         return f"{burn_in} leaves no scored frame in a window of window={window}"
     return None
+
+
+class _BatchKeys(TypedDict):
+    stim: torch.Tensor  # (B, 1, T, H, W) float32, normalised
+    behavior: torch.Tensor  # (B, T, n_behavior) float32, normalised
+    robs: torch.Tensor  # (B, T, N) float32, NaN -> 0
+    mask: torch.Tensor  # (B, T, N) bool: valid bins at or after the window's score_from
+    session: torch.Tensor  # (B,) int64, the index of the batch's one session in the datamodule's sessions
+
+
+class Batch(_BatchKeys, total=False):
+    """A batch of windows of one session, as :func:`collate_windows` makes it (the keys of
+    :class:`WindowDataset`'s items, stacked)."""
+
+    rates: torch.Tensor  # (B, T, N) float32, the true rates of a session that has them (simulated)
 
 
 def tile_segment(start: int, stop: int, window: int, burn_in: int) -> list[tuple[int, int]]:
@@ -134,6 +151,8 @@ class ResumableLoader(DataLoader):
     :mod:`neuroenc.training.checkpointing` (the resume rule); this is the loader's half of it.
     """
 
+    batch_sampler: SessionBatchSampler
+
     def __init__(self, dataset, batch_sampler: SessionBatchSampler, **kwargs):
         super().__init__(dataset, batch_sampler=batch_sampler, **kwargs)
         self.batches_served = 0
@@ -220,10 +239,10 @@ class WindowDataset(torch.utils.data.Dataset):
         return item
 
 
-def collate_windows(items: list[dict]) -> dict:
+def collate_windows(items: list[dict]) -> Batch:
     """Stack items into a batch with numpy. The default collate's ``torch.stack`` runs intra-op
     threads; on a CPU shared with other work it took 120 ms for a batch of eight 64x36x64 windows
     where ``np.stack`` took 2 ms."""
     batch = {k: torch.from_numpy(np.stack([it[k].numpy() for it in items])) for k in items[0] if k != "session"}
     batch["session"] = torch.tensor([it["session"] for it in items])
-    return batch
+    return cast(Batch, batch)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from neuroenc.model.geometry import FeatureGrid
-from neuroenc.model.protocols import check_parts, temporal_stride
+from neuroenc.model.protocols import Core, Modulator, check_parts, temporal_stride
 
 
 def step_ends(convnet: nn.Module, t: int) -> torch.Tensor:
@@ -63,6 +65,8 @@ class Encoder(nn.Module):
     (:class:`~neuroenc.model.geometry.FeatureGrid`).
     """
 
+    pixels_per_unit: torch.Tensor  # a buffer, with a shifter
+
     def __init__(self, frontend: nn.Module, convnet: nn.Module, modulator: nn.Module,
                  readouts: dict[str, nn.Module], shifter: nn.Module | None = None,
                  frame_shape: tuple[int, int] | None = None):
@@ -72,17 +76,20 @@ class Encoder(nn.Module):
         self.convnet = convnet
         self.modulator = modulator
         self.shifter = shifter
-        self.grid: FeatureGrid | None = None if frame_shape is None else convnet.feature_grid(tuple(frame_shape))
+        self.grid: FeatureGrid | None = None
+        if frame_shape is not None:  # tuple(): some callers pass a list
+            self.grid = cast(Core, convnet).feature_grid(tuple(frame_shape))  # type: ignore[arg-type]
         if shifter is not None and self.grid is None:
             raise ValueError("a shifter needs the frame shape, to turn its pixels into grid units")
         if shifter is not None:  # a buffer: on the model's device, not copied there at every step
+            assert self.grid is not None  # raised above otherwise
             self.register_buffer("pixels_per_unit", self.grid.pixels_per_unit().float(), persistent=False)
         self.session_ids = list(readouts)
         # ModuleDict keys may not contain '.', session ids may
         self.readouts = nn.ModuleDict({self._key(s): m for s, m in readouts.items()})
         self.temporal_stride = temporal_stride(convnet)
         self.channels_last = False
-        self.to_frames = StepsToFrames(modulator.out_channels) if self.temporal_stride > 1 else None
+        self.to_frames = StepsToFrames(cast(Modulator, modulator).out_channels) if self.temporal_stride > 1 else None
         self._index_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     @staticmethod
@@ -162,7 +169,10 @@ class Encoder(nn.Module):
     def features(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """The modulated feature map ``(B, D, T, H', W')`` shared by all sessions, one per frame."""
         x, index = self._with_index(self.steps(stim, behavior), stim.shape[2])
-        return x if index is None else self.to_frames(x, index)
+        if index is None:
+            return x
+        assert self.to_frames is not None  # an index comes with a temporal stride, which has to_frames
+        return self.to_frames(x, index)
 
     def read(self, x: torch.Tensor, behavior: torch.Tensor, session: str) -> torch.Tensor:
         """Rates ``(B, T, N)`` of ``session``'s neurons from the modulated steps ``x`` of

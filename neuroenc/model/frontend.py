@@ -76,6 +76,8 @@ class LearnableTemporalFrontend(nn.Module):
     Input ``(B, C_in, T, H, W)``, output ``(B, C_in * num_channels, T, H, W)``.
     """
 
+    window: torch.Tensor  # a buffer, with anti_aliasing; declared for the type checker
+
     def __init__(self, in_channels: int, num_channels: int, kernel_size: int, init: str, anti_aliasing: bool,
                  bias: bool, aa_window: str = "hann"):
         super().__init__()
@@ -127,7 +129,7 @@ class LearnableTemporalFrontend(nn.Module):
         window zeroes only the newest raw tap, so lag 0 gets ``w[-2] / 2`` and the zero at
         Nyquist is all the anti-aliasing there is (the newest raw weight then has no effect).
         """
-        w = self.weight
+        w: torch.Tensor = self.weight
         if self.anti_aliasing:
             h = w * self.window
             w = 0.5 * (h + F.pad(h, (1, 0))[:, :-1])

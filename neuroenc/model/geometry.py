@@ -31,8 +31,9 @@ class FeatureGrid:
         pad = (kernel - 1) // 2 if padding is None else padding
         size = tuple((n + 2 * pad - kernel) // stride + 1 for n in self.shape)
         centre = (kernel - 1) / 2 - pad  # of output cell 0, in input cells
-        return FeatureGrid(size, tuple(s * stride for s in self.step),
-                           tuple(o + s * centre for o, s in zip(self.offset, self.step)))
+        # tuple() of a generator over a pair is a pair, which mypy cannot tell (tuple[int, ...])
+        return FeatureGrid(size, tuple(s * stride for s in self.step),  # type: ignore[arg-type]
+                           tuple(o + s * centre for o, s in zip(self.offset, self.step)))  # type: ignore[arg-type]
 
     def pixels_per_unit(self) -> torch.Tensor:
         """Pixels per grid unit, (x, y): a cell index ``c`` of ``n`` is grid ``2c / (n - 1) - 1``."""

@@ -17,6 +17,8 @@ class CausalConv3d(nn.Conv3d):
     step j is computed at input frame j*s from frames <= j*s (so T -> ceil(T / s)); with
     ``temporal_dilation`` d the time taps are d frames apart (lags 0, d, 2d, ...)."""
 
+    padding: tuple[int, ...]  # always explicit, never Conv3d's 'same' or 'valid'
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, dilation: int = 1,
                  bias: bool = True, temporal_stride: int = 1, temporal_dilation: int = 1):
         kt, kh, kw = _triple(kernel_size)
@@ -48,6 +50,10 @@ class FrameBatchNorm(nn.Module):
     cells of visual cortex respond. A per-pixel norm over channels (RMS or LayerNorm) would
     divide that contrast away.
     """
+
+    # buffers (register_buffer), declared for the type checker: nn.Module types them Tensor | Module
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()

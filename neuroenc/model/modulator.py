@@ -86,4 +86,4 @@ class ConvGRUModulator(nn.Module):
         """Compile the recurrence step: compiling ``forward`` would unroll the loop over every frame
         into one graph (minutes of compilation for 300 frames); the step is one small graph, reused."""
         self.input_gates.compile(*args, **kwargs)
-        self.step = torch.compile(self.step, *args, **kwargs)
+        self.step = torch.compile(self.step, *args, **kwargs)  # type: ignore[method-assign]

@@ -9,6 +9,7 @@ the oldest frame) and every part is causal: an output at step t depends on input
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -68,7 +69,7 @@ def temporal_stride(core: object) -> int:
     return int(getattr(core, "temporal_stride", 1))
 
 
-def check_parts(frontend: object, core: object, modulator: object, readouts: dict[str, object]) -> None:
+def check_parts(frontend: object, core: object, modulator: object, readouts: Mapping[str, object]) -> None:
     """Raise ``TypeError`` naming the part and the promise it does not keep."""
     for name, part, protocol in (("frontend", frontend, Frontend), ("convnet", core, Core),
                                  ("modulator", modulator, Modulator)):

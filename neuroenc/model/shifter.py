@@ -31,6 +31,8 @@ class MLPShifter(nn.Module):
     ``forward(behavior (B, T, n_behavior), session)`` -> ``(B, T, 2)`` shifts in pixels (x, y).
     """
 
+    index: torch.Tensor  # a buffer; declared for the type checker
+
     def __init__(self, behavior_names: list[str], session_ids: list[str], columns: list[str], hidden: list[int],
                  shared: bool, required: bool):
         super().__init__()

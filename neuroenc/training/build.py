@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import os
 import shutil
+from typing import cast
 
 import torch
 from hydra.utils import instantiate
@@ -20,7 +21,7 @@ from neuroenc.training.module import EncoderModule
 _ABSENT = object()
 
 
-def named(node: DictConfig, key: str, cause: Exception) -> ConfigError:
+def named(node: DictConfig, key: str, cause: BaseException) -> ConfigError:
     """``cause`` as a :class:`ConfigError` naming the config key. Constructors name their own
     argument (``"num_heads: ..."``, ``"stages[0].stride: ..."``); the path of ``node`` in the config
     (``key``) is ours to add. A message that names no argument of ``node`` is put on ``key``."""
@@ -78,10 +79,11 @@ def build_encoder(cfg: DictConfig, info: DatasetInfo, rf_centers: dict | None = 
                              behavior_dim=info.behavior_dim)
     grid = convnet.feature_grid(tuple(info.frame_shape))
     from_data = rf_centers is not None and cfg.readout.get("init_positions") == "data"
+    centers = rf_centers or {}  # read only when from_data
     readouts = {
         s: _instantiate(cfg.readout, "readout", in_channels=modulator.out_channels, n_neurons=info.n_neurons[s],
                         mean_rate=info.mean_rate[s],
-                        init_mean=grid.to_grid(torch.as_tensor(rf_centers[s], dtype=torch.float64)) if from_data else None)
+                        init_mean=grid.to_grid(torch.as_tensor(centers[s], dtype=torch.float64)) if from_data else None)
         for s in info.session_ids
     }
     encoder = Encoder(frontend, convnet, modulator, readouts, shifter=build_shifter(cfg, info),
@@ -145,8 +147,8 @@ def apply_speed_options(encoder: Encoder, cfg: DictConfig) -> Encoder:
 
 def build_module(cfg: DictConfig, info: DatasetInfo, rf_centers: dict | None = None) -> EncoderModule:
     encoder = apply_speed_options(build_encoder(cfg, info, rf_centers), cfg)
-    return EncoderModule(encoder, info.n_neurons, OmegaConf.to_container(cfg.optim, resolve=True),
-                         has_oracle=info.has_oracle, config=OmegaConf.to_container(cfg, resolve=True),
+    return EncoderModule(encoder, info.n_neurons, cast(dict, OmegaConf.to_container(cfg.optim, resolve=True)),
+                         has_oracle=info.has_oracle, config=cast(dict, OmegaConf.to_container(cfg, resolve=True)),
                          data_info=dataclasses.asdict(info), seed=cfg.seed)
 
 
@@ -170,7 +172,7 @@ def planned_info(cfg: DictConfig, frame_shape: tuple[int, int] | None = None) ->
         info = data.info
         note = f"{len(info.session_ids)} sessions under {cfg.data.root}"
     if frame_shape is not None:
-        info.frame_shape = tuple(frame_shape)
+        info.frame_shape = tuple(frame_shape)  # type: ignore[assignment]  # a pair, maybe passed as a list
     return info, note
 
 

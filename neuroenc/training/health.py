@@ -20,6 +20,9 @@ can (README, "Is the model using the stimulus?"):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, cast
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -78,7 +81,7 @@ def shifter_response(encoder: Encoder, sessions, split: str, eye_px_per_unit: fl
         z = (raw.astype(np.float32) - bm) * b_inv
         with torch.no_grad():
             shift = shifter(torch.from_numpy(z)[None], s.id)[0].double().numpy()
-        gaze = raw[:, shifter.index.cpu().numpy()] * (eye_px_per_unit or 1.0)
+        gaze = raw[:, cast(torch.Tensor, shifter.index).cpu().numpy()] * (eye_px_per_unit or 1.0)
         out[s.id] = {"gaze": gaze, "shift": shift}
     return out
 
@@ -190,7 +193,7 @@ def behavior_only_score(datamodule) -> float | None:
     return metric.result().overall
 
 
-def stimulus_warning(result: dict) -> str | None:
+def stimulus_warning(result: Mapping[str, Any]) -> str | None:
     """A sentence for the run summary when ``result`` (metrics.json) says the model is not using
     the stimulus: its best score below ``USES_STIMULUS_RATIO`` times the stimulus-shuffled one."""
     trained, shuffled = result.get("best_val_bps_overall"), result.get("val_bps_stimulus_shuffled")

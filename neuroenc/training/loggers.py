@@ -10,11 +10,15 @@ and ``val_bps_neuron_mean_clamped``'s (VisionCore's definition) its value at tha
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
+
+from neuroenc.training.callbacks.summary import RunResult
 
 
 def _job_identity() -> dict:
@@ -23,7 +27,7 @@ def _job_identity() -> dict:
         return {}
     hc = HydraConfig.get()
     name = hc.job.override_dirname or hc.job.name
-    if hc.mode.name == "MULTIRUN":
+    if hc.mode == RunMode.MULTIRUN:
         group = "/".join(Path(hc.sweep.dir).parts[-2:])
     else:
         group = None
@@ -41,14 +45,14 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
             extra.update({k: v for k, v in ident.items() if node.get(k) is None and v is not None})
         logger = instantiate(node, _convert_="all", **extra)
         if isinstance(logger, WandbLogger):
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.log_hyperparams(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
             logger.experiment.define_metric("val_bps_overall", summary="max")
             logger.experiment.define_metric("val_oracle_fraction", summary="max")
         loggers.append(logger)
     return loggers
 
 
-def finish_loggers(loggers: list, result: dict, per_neuron: list[dict]) -> None:
+def finish_loggers(loggers: list, result: RunResult, per_neuron: list[dict]) -> None:
     """End-of-job W&B summary: best val_bps_overall, a per-neuron table and histogram; then finish.
 
     ``wandb.finish()`` after each job matters in a multirun: without it the next job's metrics

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import lightning as L
 import numpy as np
 import torch
 
+from neuroenc.data.windows import Batch
 from neuroenc.metrics import BitsPerSpike, BitsPerSpikeResult, poisson_loss
 from neuroenc.model.encoder import Encoder
 from neuroenc.training.health import rf_distances_px
@@ -51,7 +53,7 @@ class ValidationScores:
                "val_bps_neuron_mean_clamped": self.bps.neuron_mean_clamped,
                **{session_key(s): v for s, v in self.bps.per_session.items()}}
         if self.oracle is not None:
-            out.update(val_bps_oracle=self.oracle, val_oracle_fraction=self.oracle_fraction)
+            out.update(val_bps_oracle=self.oracle, val_oracle_fraction=cast(float, self.oracle_fraction))  # an oracle has one
         if self.rf_distance_px_median is not None:
             out["rf_distance_px_median"] = self.rf_distance_px_median
         return out
@@ -90,19 +92,19 @@ class EncoderModule(L.LightningModule):
         # simulated data: true receptive-field centres, for rf_distance_px_median at every validation
         self.true_rf_centers = (data_info or {}).get("true_rf_centers")
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def forward(self, batch: Batch) -> torch.Tensor:
         # float32 rates whatever the autocast precision: the loss and bits per spike take their log
         return self.encoder(batch["stim"], batch["behavior"], self.session_of(batch)).float()
 
-    def session_of(self, batch: dict) -> str:
+    def session_of(self, batch: Batch) -> str:
         """The id of the session a batch's windows come from (a batch holds one session)."""
         return self.session_ids[int(batch["session"][0])]
 
-    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         key = [self.seed, self.global_rank, self.current_epoch, batch_idx]
         torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0]))
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         rates = self(batch)
         loss = poisson_loss(rates, batch["robs"], batch["mask"])
         if not torch.isfinite(loss):
@@ -130,7 +132,7 @@ class EncoderModule(L.LightningModule):
             raise NonFiniteLossError(f"non-finite gradient of {bad[:5]}{' ...' if len(bad) > 5 else ''} "
                                      f"{self._where(session, batch_idx)}")
 
-    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         session = self.session_of(batch)
         rates = self(batch)
         self.val_bps.update(session, rates, batch["robs"], batch["mask"])
@@ -148,6 +150,7 @@ class EncoderModule(L.LightningModule):
             self.val_oracle.reset()
         rf_distance = None
         if self.true_rf_centers is not None:
+            assert self.data_info is not None  # the centres come from it
             distances = rf_distances_px(self.encoder, self.true_rf_centers, self.data_info["behavior_dim"])
             if distances is not None:
                 rf_distance = float(np.median(distances))

@@ -11,6 +11,7 @@ directories record the job's own overrides.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from omegaconf import OmegaConf
 
@@ -104,7 +105,7 @@ def run_of_this_job(resume: str, hydra_cfg) -> Path:
     """The run a Hydra job with ``resume=...`` continues; noted in the job's own directory."""
     from hydra.types import RunMode
 
-    raw = OmegaConf.to_container(hydra_cfg, resolve=False)
+    raw = cast(dict, OmegaConf.to_container(hydra_cfg, resolve=False))
     pattern = raw["sweep"]["dir"] if hydra_cfg.mode == RunMode.MULTIRUN else raw["run"]["dir"]
     run = run_to_continue(resume, list(hydra_cfg.overrides.task), pattern).resolve()
     here = Path(hydra_cfg.runtime.output_dir).resolve()

@@ -18,7 +18,7 @@ from neuroenc.config.validate import check
 from neuroenc.training import environment, health
 from neuroenc.training.build import build_datamodule, build_module
 from neuroenc.training.callbacks.per_neuron import BestPerNeuron
-from neuroenc.training.callbacks.summary import RunSummary
+from neuroenc.training.callbacks.summary import RunResult, RunSummary
 from neuroenc.training.checkpointing import AtomicCheckpointIO, checkpoint_callbacks
 from neuroenc.training.ddp import launch_ranks_per_job
 from neuroenc.training.loading import read_checkpoint
@@ -28,7 +28,7 @@ from neuroenc.training.resume import checkpoint_to_continue
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
+def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     """Train as configured; all outputs go under ``run_dir``. Returns the metrics.json content.
 
     With ``cfg.resume`` set, continues the run in ``run_dir`` from its ``checkpoints/last.ckpt``.
@@ -54,7 +54,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     rf_centers = datamodule.rf_centers() if cfg.readout.get("init_positions") == "data" and resume_from is None else None
     module = build_module(cfg, info, rf_centers)
     module.environment = environment.collect()
-    if rank_zero_only.rank == 0:
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]  # Lightning sets .rank on the function
         environment.record(run_dir, module.environment, resumed=resume_from is not None)
         if resume_from is None:  # .hydra/config.yaml keeps interpolations (${seed}, ${oc.env:...})
             atomic.write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -105,7 +105,7 @@ def health_figures(cfg: DictConfig, module, datamodule, checkpoint) -> dict:
             "val_bps_behavior_only": health.behavior_only_score(datamodule)}
 
 
-def report(result: dict, run_dir: Path, loggers: list) -> None:
+def report(result: RunResult, run_dir: Path, loggers: list) -> None:
     console = Console()
     table = Table(title="neuroenc run", show_header=False)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"

@@ -52,7 +52,8 @@ def convert(sources, dst, options: Options, overwrite: bool = False) -> list[dic
     options.check()
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic.temp_dir_beside(dst)
-    summaries, seen = [], {}
+    summaries: list[dict] = []
+    seen: dict[str, Path] = {}
     try:
         for source in sources:
             io, nwb = open_nwb(source)

@@ -100,7 +100,7 @@ class VideoFrames(FrameSource):
     """Frames in video files next to the NWB file (an ImageSeries with ``external_file``),
     decoded with PyAV (FFmpeg); ``starting_frame`` gives each file's first frame's index."""
 
-    def __init__(self, files: list[Path], starting: list[int], what: str, source, transpose: bool = False):
+    def __init__(self, files: list[Path], starting: list[int] | None, what: str, source, transpose: bool = False):
         try:
             import av
         except ImportError:  # pragma: no cover - av is a dependency

@@ -47,6 +47,8 @@ class Geometry:
         top, left, height, width = self.crop
         frames = frames[:, top : top + height, left : left + width]
         if any(self.pad):
+            # np.pad takes None for NaN: a padded geometry is planned with the value to pad with
+            assert self.pad_value is not None, "a padded geometry needs pad_value"
             t, b, le, r = self.pad
             frames = np.pad(frames, ((0, 0), (t, b), (le, r)), constant_values=self.pad_value)
         if not self.resizes:

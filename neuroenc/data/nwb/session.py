@@ -8,6 +8,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class Plan:
     splits: dict[str, list[int]]
     stimulus_ids: dict[int, str] | None
     responses: tuple  # ("units", units table, rows, ids) or ("roi", series, path, ids)
-    behavior: list[tuple[str, object, str]]  # (column name, series, path)
+    behavior: list[tuple[str, Any, str]]  # (column name, series (a pynwb TimeSeries), path)
     read: dict  # for the report: what the file holds
     notes: list[str]  # warnings raised while planning
 
@@ -144,7 +145,7 @@ def _splits(trials: Trials, kept, opts: Options, source: Path) -> tuple[dict, di
     return splits, stimulus_ids
 
 
-def _behavior(objects: dict, opts: Options, source: Path) -> list[tuple[str, object, str]]:
+def _behavior(objects: dict, opts: Options, source: Path) -> list[tuple[str, Any, str]]:
     from pynwb import TimeSeries
 
     behavior = []
@@ -212,7 +213,7 @@ def plan_file(source: Path, nwb, opts: Options) -> tuple[Stimulus, list[Plan]]:
             "stimulus_source_rate_hz": round(stimulus.resampling.source_rate, 6),
             "behavior": {name: path for name, _, path in behavior}}
     sid = source.stem
-    base = dict(source=source, trials=trials, splits=splits, stimulus_ids=stimulus_ids, behavior=behavior)
+    base: dict = dict(source=source, trials=trials, splits=splits, stimulus_ids=stimulus_ids, behavior=behavior)
     if opts.responses != "units":
         return stimulus, [Plan(session_id=name, responses=resp, read={**read, "responses": resp[2]},
                                notes=list(notes), **base) for name, resp in _planes(objects, opts, sid, source, notes)]
@@ -359,7 +360,7 @@ def write_plan(plan: Plan, stimulus: Stimulus, dest: Path, opts: Options) -> dic
                       "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "frame_rate": opts.frame_rate,
                       "frame_shape": list(opts.frame_shape), "crop": list(opts.crop) if opts.crop else None,
                       "units_query": opts.units_query, **done,
-                      "trial_stimulus": ("--stimulus-id-column " + opts.stimulus_id_column if plan.stimulus_ids
+                      "trial_stimulus": (f"--stimulus-id-column {opts.stimulus_id_column}" if plan.stimulus_ids
                                          else "trials with identical frames") if stimulus_ids else None}
         w.finish(session_id=plan.session_id, frame_rate=opts.frame_rate, splits=plan.splits, neuron_ids=ids,
                  provenance=provenance, extra_meta={"trial_stimulus": stimulus_ids} if stimulus_ids else None)

@@ -199,6 +199,7 @@ def load_stimulus(objects: dict, opts: Options, source: Path) -> Stimulus:
 def _presented_movie(objects: dict, opts: Options, source: Path):
     from pynwb.epoch import TimeIntervals
 
+    assert opts.stimulus_file is not None and opts.presentations is not None  # Options has them only together
     movie_path = Path(opts.stimulus_file).expanduser()
     if not movie_path.is_file():
         raise NWBImportError(f"--stimulus-file {movie_path}: no such file")

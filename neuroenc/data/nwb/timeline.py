@@ -93,9 +93,9 @@ class Timeline:
             if gap > 1e-9 * (b - a):
                 frames.append(BLANK)
                 weights.append(gap)
-            frames, weights = np.asarray(frames, np.int64), np.asarray(weights) / (b - a)
-            keep = weights > 0
-            out.append((frames[keep], weights[keep]))
+            index, fraction = np.asarray(frames, np.int64), np.asarray(weights) / (b - a)
+            keep = fraction > 0
+            out.append((index[keep], fraction[keep]))
         return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from einops import rearrange
@@ -24,7 +25,8 @@ class FramewiseBlurPool(nn.Module):
 
     def feature_grid(self, grid: FeatureGrid) -> FeatureGrid:
         p = self.pool
-        return grid.strided(p.stride, p.filt_size, get_padding(p.filt_size, p.stride))
+        # get_padding returns a list only for tuple arguments
+        return grid.strided(p.stride, p.filt_size, cast(int, get_padding(p.filt_size, p.stride)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[2]
@@ -56,15 +58,15 @@ class ResidualStage(nn.Module):
                                   temporal_stride=temporal_stride, temporal_dilation=temporal_dilation)
         self.norm1 = FrameBatchNorm(out_channels)
         if convs == 2:
-            self.conv2 = CausalConv3d(out_channels, out_channels, kernel_size, 1, dilation, bias=False,
-                                      temporal_dilation=temporal_dilation)
-            self.norm2 = FrameBatchNorm(out_channels)
+            self.conv2: CausalConv3d | None = CausalConv3d(out_channels, out_channels, kernel_size, 1, dilation,
+                                                           bias=False, temporal_dilation=temporal_dilation)
+            self.norm2: FrameBatchNorm | None = FrameBatchNorm(out_channels)
         else:
             self.conv2 = self.norm2 = None
         self.act = nn.SiLU()
         self.pool = FramewiseBlurPool(out_channels, stride) if pool == "aablur" and stride > 1 else nn.Identity()
         if in_channels != out_channels or stride > 1 or temporal_stride > 1:
-            self.shortcut = nn.Sequential(
+            self.shortcut: nn.Module = nn.Sequential(
                 nn.Conv3d(in_channels, out_channels, 1, stride=(temporal_stride, conv_stride, conv_stride), bias=False),
                 FrameBatchNorm(out_channels))
         else:
@@ -79,7 +81,7 @@ class ResidualStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm1(self.conv1(x))
-        if self.conv2 is not None:
+        if self.conv2 is not None and self.norm2 is not None:
             h = self.norm2(self.conv2(self.act(h)))
         # blur-pooling is linear: one pool of the sum costs half of pooling both paths
         return self.drop(self.act(self.pool(h + self.shortcut(x))))
@@ -118,9 +120,9 @@ class ResNet(nn.Module):
 
     def feature_grid(self, frame_shape: tuple[int, int]) -> FeatureGrid:
         """Where the output cells sit on a frame of ``frame_shape`` (H, W) pixels."""
-        grid = FeatureGrid(tuple(frame_shape))
+        grid = FeatureGrid(tuple(frame_shape))  # type: ignore[arg-type]  # a pair, passed as a list by some callers
         for stage in self.stages:
-            grid = stage.feature_grid(grid)
+            grid = cast(ResidualStage, stage).feature_grid(grid)
         return grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

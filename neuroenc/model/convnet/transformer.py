@@ -82,10 +82,11 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, num_heads, attn_head_dim=head_dim, qkv_bias=True, attn_drop=attn_dropout,
                               proj_drop=dropout)
-        self.attn.fused_attn = True  # always torch's SDPA, whatever timm's global setting says
+        # always torch's SDPA, whatever timm's global setting says (timm marks it Final for TorchScript)
+        self.attn.fused_attn = True  # type: ignore[misc]
         self.norm2 = nn.LayerNorm(dim)
         if activation == "swiglu":
-            self.mlp = SwiGLU(dim, ff_dim, drop=dropout)
+            self.mlp: nn.Module = SwiGLU(dim, ff_dim, drop=dropout)
         else:
             self.mlp = Mlp(dim, ff_dim, act_layer=nn.GELU, drop=dropout)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()

@@ -159,8 +159,8 @@ class ViViT(nn.Module):
             raise ValueError(f"patch_dropout: must be in [0, 1), got {patch_dropout}")
         self.drop_tokens = TokenDropout(patch_dropout)
         rates = drop_path_rates(drop_path, num_spatial_blocks + num_temporal_blocks)
-        common = dict(num_heads=num_heads, head_dim=head_dim, ff_dim=ff_dim, activation=activation,
-                      dropout=dropout, attn_dropout=attn_dropout)
+        common: dict = dict(num_heads=num_heads, head_dim=head_dim, ff_dim=ff_dim, activation=activation,
+                            dropout=dropout, attn_dropout=attn_dropout)
         self.spatial = SpatialBlocks(embedding_dim, drop_path=rates[:num_spatial_blocks], num_registers=num_registers,
                                      **common)
         self.temporal = CausalTemporalBlocks(embedding_dim, drop_path=rates[num_spatial_blocks:], **common)

@@ -5,11 +5,43 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TypedDict, cast
 
 import lightning as L
 
 from neuroenc import atomic
 from neuroenc.training.module import per_session_scores
+
+
+class RunResult(TypedDict, total=False):
+    """What ``metrics.json`` holds and ``train`` returns (:meth:`RunSummary.write`). A written
+    metrics.json has every key but ``error``; ``total=False`` because DDP ranks > 0 return ``{}``.
+    Scores are None where the run has none (no validation, no oracle, not simulated data)."""
+
+    status: str  # "finished", "failed" or "interrupted"
+    no_validation: str | None  # why the run never validated (data.allow_no_validation)
+    best_val_bps_overall: float | None
+    final_val_bps_overall: float | None
+    best_epoch: int | None
+    best_val_bps_neuron_mean: float | None
+    best_val_bps_neuron_mean_clamped: float | None
+    val_bps_per_session: dict[str, float] | None
+    val_bps_oracle: float | None
+    val_oracle_fraction: float | None
+    init_val_bps_overall: float | None
+    val_bps_stimulus_shuffled: float | None  # the health figures (neuroenc.training.health)
+    val_bps_behavior_only: float | None
+    rf_distance_px_median: float | None
+    epochs: int
+    steps: int
+    wall_time_s: float
+    mean_train_step_s: float | None
+    resumed_at_steps: list[int]
+    parameters: dict[str, int]
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+    history: list[dict]  # a row per validation: epoch, step and what it logged
+    error: str  # a failed or interrupted run's exception
 
 
 class RunSummary(L.Callback):
@@ -67,7 +99,7 @@ class RunSummary(L.Callback):
             self.history.append(row)
 
     def write(self, trainer, module, checkpoint_cb, status: str = "finished", error: str | None = None,
-              health: dict | None = None, no_validation: str | None = None) -> dict:
+              health: dict | None = None, no_validation: str | None = None) -> RunResult:
         """Write ``metrics.json``; ``health`` (see :mod:`neuroenc.training.health`) goes in beside the scores.
 
         ``no_validation``: why the data has no validation window, for a run that trained without
@@ -76,7 +108,7 @@ class RunSummary(L.Callback):
         best = max(self.history, key=lambda r: r["val_bps_overall"]) if self.history else None
         timed_steps = self._before["step_count"] + len(self.step_times)
         final = self.history[-1] if self.history else None
-        out = {
+        out: dict = {
             "status": status,
             "no_validation": no_validation and (
                 f"this run never validated: {no_validation}; it trained anyway, as data.allow_no_validation=true "
@@ -112,4 +144,4 @@ class RunSummary(L.Callback):
         if error:
             out["error"] = error
         atomic.write_text(self.path, json.dumps(out, indent=1))  # a kill mid-write leaves the old file
-        return out
+        return cast(RunResult, out)
