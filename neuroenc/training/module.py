@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from neuroenc.analysis.health import rf_distances_px
+from neuroenc.config.schema import OptimConfig
 from neuroenc.model.encoder import Encoder
 from neuroenc.training.metrics import BitsPerSpike, BitsPerSpikeResult, poisson_loss
 
@@ -73,12 +74,12 @@ class EncoderModule(L.LightningModule):
     :mod:`neuroenc.analysis.evaluate` read them there.
     """
 
-    def __init__(self, encoder: Encoder, n_neurons: dict[str, int], optim: dict, has_oracle: bool = False,
+    def __init__(self, encoder: Encoder, n_neurons: dict[str, int], optim: Mapping, has_oracle: bool = False,
                  config: dict | None = None, data_info: dict | None = None, seed: int = 0):
         super().__init__()
         self.encoder = encoder
         self.session_ids = list(n_neurons)
-        self.optim = dict(optim)
+        self.optim = OptimConfig(**optim)  # the config's optim.*, read as typed attributes
         self.config = config
         self.data_info = data_info
         self.seed = int(seed)
@@ -164,11 +165,11 @@ class EncoderModule(L.LightningModule):
         positions = [p for n, p in self.encoder.readouts.named_parameters() if n.rsplit(".", 1)[-1] in ("mean", "log_std")]
         ids = {id(p) for p in positions}
         groups = [{"params": [p for p in self.parameters() if id(p) not in ids]},
-                  {"params": positions, "lr": self.optim["lr"] * self.optim["position_lr_ratio"]}]
-        opt = torch.optim.AdamW(groups, lr=self.optim["lr"], weight_decay=self.optim["weight_decay"])
+                  {"params": positions, "lr": self.optim.lr * self.optim.position_lr_ratio}]
+        opt = torch.optim.AdamW(groups, lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(int(self.optim["warmup_steps"]), total)
-        floor = float(self.optim["min_lr_ratio"])
+        warmup = min(self.optim.warmup_steps, total)
+        floor = self.optim.min_lr_ratio
 
         def factor(step: int) -> float:
             if step < warmup:
