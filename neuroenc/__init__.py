@@ -5,8 +5,8 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # neuroenc.load(path) without importing torch and Lightning on `import neuroenc`
-    if name == "load":
-        from neuroenc.training.loading import load
+    if name in ("load", "TrainedEncoder"):
+        from neuroenc import trained
 
-        return load
+        return getattr(trained, name)
     raise AttributeError(f"module 'neuroenc' has no attribute {name!r}")

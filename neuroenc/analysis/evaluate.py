@@ -6,11 +6,11 @@ what it learned, into ``out_dir`` (default ``<run dir>/evaluation/<checkpoint na
     neurons.csv            one row per neuron: <split>_bps, <split>_corr, <split>_spikes for each
                            split; where a split shows videos more than once (meta.json
                            trial_stimulus) <split>_corr_to_average, <split>_fev, <split>_oracle_corr
-                           and <split>_explainable_var_fraction (neuroenc.training.metrics.repeat_scores);
+                           and <split>_explainable_var_fraction (neuroenc.metrics.repeat_scores);
                            the readout position in pixels, and on simulated data the true
                            receptive-field centre and size and the distance to it
     summary.json           per split: pooled and per-session bits per spike, their neuron mean
-                           and the seed's clamped one (neuroenc.training.metrics.neuron_mean_clamped_bps),
+                           and the seed's clamped one (neuroenc.metrics.neuron_mean_clamped_bps),
                            mean correlation, the oracle on simulated data, the neuron means of
                            the repeat scores (and on simulated data those of the repeat-averaged
                            true rates); the val score training logged for these weights;
@@ -28,7 +28,7 @@ what it learned, into ``out_dir`` (default ``<run dir>/evaluation/<checkpoint na
 Bits per spike come from the training validation path itself (``EncoderModule.validation_step``
 under a Lightning Trainer with the training precision, on the same windows and batches), so the
 val score equals what training logged for that checkpoint on the same kind of device.
-Correlation is :class:`neuroenc.training.metrics.Correlation` on the same predictions.
+Correlation is :class:`neuroenc.metrics.Correlation` on the same predictions.
 """
 
 from __future__ import annotations
@@ -47,13 +47,12 @@ from rich.table import Table
 
 from neuroenc import atomic
 from neuroenc.analysis import plots
-from neuroenc.analysis.health import readout_centers_px, shifter_response, shifter_summary
 from neuroenc.config.compose import CONF_DIR
 from neuroenc.config.schema import register
 from neuroenc.data.repeats import session_repeat_scores
-from neuroenc.training.build import build_datamodule
-from neuroenc.training.loading import load
-from neuroenc.training.metrics import REPEAT_SCORES, Correlation, end_to_end
+from neuroenc.metrics import REPEAT_SCORES, Correlation, end_to_end
+from neuroenc.trained import load
+from neuroenc.training.health import readout_centers_px, shifter_response, shifter_summary
 from neuroenc.training.module import EncoderModule
 
 register()
@@ -186,10 +185,7 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     out = Path(out_dir) if out_dir else default_out_dir(checkpoint)
     model = load(checkpoint)
     cfg = model.config
-    if data_root is not None:
-        cfg.data.root = data_root
-    dm = build_datamodule(cfg)
-    dm.prepare_data()
+    dm = model.open_data(data_root=data_root)
     info = dm.info
     empty = [s for s in splits if not len(dm.windows[s])]
     if empty:
@@ -197,10 +193,7 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
         raise ValueError(f"splits: no session under {str(dm.data_root())!r} has a window of data.window={dm.window} "
                          f"frames in {empty} (meta.json splits); "
                          + (f"evaluate the others: splits=[{','.join(rest)}]" if rest else "there is nothing to score"))
-    if info.session_ids != model.info.session_ids or info.n_neurons != model.info.n_neurons:
-        raise ValueError(f"checkpoint {str(checkpoint)!r} was trained on sessions {model.info.n_neurons} "
-                         f"(id: neurons) but the data now holds {info.n_neurons}")
-    module = EncoderModule(model, info.n_neurons, OmegaConf.to_container(cfg.optim), has_oracle=info.has_oracle,
+    module = EncoderModule(model.encoder, info.n_neurons, OmegaConf.to_container(cfg.optim), has_oracle=info.has_oracle,
                            config=OmegaConf.to_container(cfg), seed=cfg.seed)
     correlation = CorrelationScores(info.n_neurons)
     # the training precision: the val score then equals the logged one on the same kind of device

@@ -26,11 +26,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from neuroenc.config.compose import compose_config
 from neuroenc.config.validate import ConfigError
 from neuroenc.data.datamodule import DatasetInfo
+from neuroenc.metrics import poisson_loss
 from neuroenc.model.convnet.transformer import TransformerBlock
 from neuroenc.model.convnet.vivit import TubeletTokenizer
 from neuroenc.model.encoder import Encoder
 from neuroenc.training.build import build_encoder_without_data, parse_input_shape
-from neuroenc.training.metrics import poisson_loss
 
 
 def named_stages(encoder: Encoder) -> list[tuple[str, str, nn.Module]]:

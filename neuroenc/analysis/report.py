@@ -14,7 +14,7 @@ Reads what training wrote in each job directory (``.hydra/overrides.yaml``, ``me
   ``best_val_bps_neuron_mean_clamped`` (per-session mean over neurons of max(bps, 0), then mean
   over sessions: how the seed's analysis scores), blank where a job does not record it;
 - ``uses_stimulus``: "no" for a config with a job whose health figures say it ignores the stimulus
-  (:func:`neuroenc.analysis.health.stimulus_warning`: trained score below twice the stimulus-shuffled one).
+  (:func:`neuroenc.training.health.stimulus_warning`: trained score below twice the stimulus-shuffled one).
   Such configs are listed after the ranked ones, unranked, and compared with nothing;
 - with ``--compare A B`` (as often as wanted; labels as in the report, or a unique part of one):
   the paired difference B - A of val bits per spike with a 95% interval, in report.md and
@@ -29,7 +29,7 @@ Reads what training wrote in each job directory (``.hydra/overrides.yaml``, ``me
   compared". ``compare.png`` has a per-neuron scatter for each pair;
 - where the val split shows videos more than once (``meta.json`` ``trial_stimulus``, e.g.
   ``data.simulation.repeats=10``): the neuron means of correlation to average, FEV and oracle
-  correlation per config (:func:`neuroenc.training.metrics.repeat_scores` on the best checkpoint's
+  correlation per config (:func:`neuroenc.metrics.repeat_scores` on the best checkpoint's
   predictions), the per-neuron values cached in each job's ``repeat_scores.json``.
 """
 
@@ -52,13 +52,13 @@ import matplotlib.pyplot as plt
 import yaml
 
 from neuroenc import atomic
-from neuroenc.analysis.health import USES_STIMULUS_RATIO, stimulus_warning
 from neuroenc.analysis.intervals import (
     BOOTSTRAP_RESAMPLES,
     paired_t_interval,
     stratified_bootstrap_interval,
     verdict,
 )
+from neuroenc.training.health import USES_STIMULUS_RATIO, stimulus_warning
 
 RF_BIN_COUNT = 3
 
@@ -305,14 +305,10 @@ def repeat_scores_of(job: Job) -> dict | None:
             return stored["val"]
     from neuroenc import atomic
     from neuroenc.analysis.evaluate import score_repeats
-    from neuroenc.training.build import build_datamodule
-    from neuroenc.training.loading import load
+    from neuroenc.trained import load
 
     model = load(ckpt)
-    dm = build_datamodule(model.config)
-    dm.prepare_data()
-    dm.setup()
-    columns, pooled = score_repeats(model, dm.sessions, "val")
+    columns, pooled = score_repeats(model, model.open_data().sessions, "val")
     atomic.write_json(cache, {"checkpoint": str(ckpt), "val": pooled, "per_neuron": columns})
     return pooled
 

@@ -20,8 +20,8 @@ NOT_CHOSEN = ("hydra",)
 
 def register() -> None:
     """The schemas and every resolver a composed config or ``--help`` uses (idempotent)."""
+    from neuroenc.config.job_names import register_resolver
     from neuroenc.config.schema import register as register_schemas
-    from neuroenc.training.job_names import register_resolver
 
     register_schemas()
     register_resolver()

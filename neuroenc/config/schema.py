@@ -22,15 +22,14 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, OmegaConf
 
-from neuroenc.data.synthetic import SimulationParams
-from neuroenc.model.convnet.resnet import StageSpec
+from neuroenc.config.records import SimulationParams, StageSpec
 
 # ---------------------------------------------------------------------------------------- data
 
 
 @dataclass
 class SimulationConfig(SimulationParams):
-    """The simulated V1 (``neuroenc.data.synthetic.SimulationParams``: fields, units, checks), seeded by the run.
+    """The simulated V1 (``neuroenc.config.records.SimulationParams``: fields, units, checks), seeded by the run.
 
     The simulator's record keeps defaults of its own, for callers outside a config and for configs
     stored by older checkpoints; ``conf/data/synthetic.yaml`` writes every one of them too, and

@@ -7,7 +7,7 @@ table). An importer whose source does not say which video a trial showed can fin
 :class:`StimulusHasher`: trials with identical frames get one id.
 
 :func:`session_repeat_scores` turns a split's repeats into the per-neuron figures of
-:func:`neuroenc.training.metrics.repeat_scores` for a model's predictions (and, on simulated data, for the
+:func:`neuroenc.metrics.repeat_scores` for a model's predictions (and, on simulated data, for the
 true rates).
 """
 
@@ -18,7 +18,7 @@ import hashlib
 import numpy as np
 
 from neuroenc.data.sessions import SessionFormatError
-from neuroenc.training.metrics import repeat_scores
+from neuroenc.metrics import repeat_scores
 
 
 def trial_stimulus(session) -> dict[int, str]:

@@ -22,13 +22,13 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from neuroenc import atomic
+from neuroenc.config.records import SimulationParams
 from neuroenc.data.sessions import write_session
 
 BEHAVIOR_NAMES = ["eye_x", "eye_y", "running", "pupil"]
@@ -40,86 +40,10 @@ PUPIL_TAU_S = 2.0
 MICROSACCADE_CORRECTION = 0.75  # each microsaccade undoes this fraction of the eye's displacement from fixation
 
 
-@dataclass
-class SimulationParams:
-    """The simulated V1's parameters and their defaults (mouse V1 at 30 Hz); the config's
-    ``data.simulation`` (``neuroenc.config.schema.SimulationConfig``) is these, seeded by the run's seed."""
-
-    seed: int = 0
-    num_sessions: int = 3
-    neurons_min: int = 40
-    neurons_max: int = 80
-    trials_train: int = 36  # 6 minutes of training per session (real recordings hold far more)
-    trials_val: int = 3
-    trials_test: int = 3
-    trial_frames: int = 300  # frames per trial: the recording's layout, in frames like data.window
-    height: int = 36
-    width: int = 64
-    frame_rate: float = 30.0  # Hz
-    # duration of the true temporal kernels; their lobes scale with it (the first peaks at 1/8 to
-    # 1/4 of it, the rebound 1/6 to 1/3 of it later): 400 ms is mouse V1's slow biphasic response
-    kernel_ms: float = 400.0
-    rf_sigma_min_px: float = 0.7  # Gabor envelope std, log-uniform in [min, max] (max capped at a sixth of the frame)
-    rf_sigma_max_px: float = 4.0
-    # mouse V1 prefers low spatial frequencies: no wavelength below 4 px, even for tiny RFs
-    min_wavelength_px: float = 4.0
-    rate_min_hz: float = 1.5  # each neuron's mean firing rate, log-uniform in [min, max]
-    rate_max_hz: float = 15.0
-    max_eye_shift: int = 1  # pixels; the eye position is rounded to whole pixels and clipped to +-this
-    eye_drift_px: float = 0.5  # std of the eye's slow drift (an Ornstein-Uhlenbeck process) ...
-    eye_tau_s: float = 1.0  # ... and its time constant
-    microsaccade_rate_hz: float = 0.0  # fixational jumps (primates); 0: none
-    microsaccade_px: float = 0.0  # their mean amplitude (each drawn within +-50% of it)
-    complex_fraction: float = 0.4
-    invalid_fraction: float = 0.005  # bins marked invalid in dfs, so masking is always exercised
-    # presentations of each val and test movie (1: each shown once). Above 1 every repeat is a
-    # trial of its own, with its own eye movements, behaviour and spikes, and meta.json records
-    # which trials show which movie (trial_stimulus), as Sensorium's oracle tier does
-    repeats: int = 1
-
-    def __post_init__(self):
-        def need(ok: bool, key: str, problem: str) -> None:
-            if not ok:
-                raise ValueError(f"{key}: {problem}")
-
-        for key in ("num_sessions", "neurons_min", "trials_train", "trial_frames", "height", "width"):
-            need(getattr(self, key) > 0, key, f"{getattr(self, key)}; must be positive")
-        for key in ("trials_val", "trials_test", "max_eye_shift"):
-            need(getattr(self, key) >= 0, key, f"{getattr(self, key)}; must not be negative")
-        need(self.neurons_min <= self.neurons_max, "neurons_min", f"{self.neurons_min} > neurons_max={self.neurons_max}")
-        need(self.repeats >= 1, "repeats", f"{self.repeats}; a movie is shown at least once")
-        need(self.frame_rate > 0, "frame_rate", f"{self.frame_rate}; must be positive")
-        need(self.kernel_taps >= 2, "kernel_ms", f"{self.kernel_ms} ms is {self.kernel_taps} frame(s) at "
-                                                 f"{self.frame_rate} Hz; a biphasic kernel needs at least 2")
-        need(0 < self.rf_sigma_min_px <= self.rf_sigma_max_px, "rf_sigma_min_px",
-             f"{self.rf_sigma_min_px}; must be positive and at most rf_sigma_max_px={self.rf_sigma_max_px}")
-        need(0 < self.rate_min_hz <= self.rate_max_hz, "rate_min_hz",
-             f"{self.rate_min_hz}; must be positive and at most rate_max_hz={self.rate_max_hz}")
-        need(self.eye_tau_s > 0, "eye_tau_s", f"{self.eye_tau_s}; must be positive")
-        need(self.microsaccade_rate_hz >= 0, "microsaccade_rate_hz", f"{self.microsaccade_rate_hz}; must not be negative")
-        need(self.microsaccade_rate_hz == 0 or self.microsaccade_px > 0, "microsaccade_px",
-             f"{self.microsaccade_px}; microsaccades (microsaccade_rate_hz={self.microsaccade_rate_hz}) need a "
-             "positive amplitude")
-
-    def frames(self, ms) -> float:
-        """``ms`` milliseconds in frames at ``frame_rate``, exact rational arithmetic rounded once."""
-        return float(Fraction(ms) * Fraction(self.frame_rate) / 1000)
-
-    @property
-    def kernel_taps(self) -> int:
-        return round(self.frames(self.kernel_ms))
-
-    def described(self) -> dict:
-        """The parameters, ``repeats`` only when movies repeat: the default data keeps the cache
-        key and meta.json it had before repeats existed."""
-        params = asdict(self)
-        if params["repeats"] == 1:
-            del params["repeats"]
-        return params
-
-    def key(self) -> str:
-        blob = json.dumps({**self.described(), "version": VERSION}, sort_keys=True).encode()
-        return hashlib.sha1(blob).hexdigest()[:10]
+def cache_key(p: SimulationParams) -> str:
+    """The simulated data's cache name: its parameters and the simulator's :data:`VERSION`."""
+    blob = json.dumps({**p.described(), "version": VERSION}, sort_keys=True).encode()
+    return hashlib.sha1(blob).hexdigest()[:10]
 
 
 def pink_noise_movie(rng: np.random.Generator, t: int, h: int, w: int, cutoff: float, alpha: float = 2.0) -> np.ndarray:
@@ -320,7 +244,7 @@ def ensure_simulated(cache_dir: str | os.PathLike, p: SimulationParams) -> Path:
     jobs either see a complete dataset or make their own and lose the rename race harmlessly.
     """
     cache_dir = Path(cache_dir).expanduser().resolve()
-    final = cache_dir / f"synthetic-{p.key()}"
+    final = cache_dir / f"synthetic-{cache_key(p)}"
     if (final / "COMPLETE").exists():
         return final
     tmp = atomic.temp_dir_beside(final)

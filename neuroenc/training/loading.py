@@ -1,4 +1,5 @@
-"""``neuroenc.load(path)`` (this module's :func:`load`): a trained encoder from a checkpoint, ready for prediction.
+"""Reading checkpoints without running code from them, and comparing their configs: what
+resuming a run and :func:`neuroenc.load` (:mod:`neuroenc.trained`) share.
 
 A checkpoint carries what is needed to rebuild its model without the data: the resolved
 config, the session ids and the data shapes (``checkpoint["neuroenc"]``, written by
@@ -14,14 +15,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from neuroenc.analysis.predict import attach as attach_predict
 from neuroenc.data.datamodule import DatasetInfo
-from neuroenc.model.encoder import Encoder
-from neuroenc.training.build import build_encoder
 
 # the config groups that decide the model's parameters; everything else (data source, trainer,
 # optimiser, logging) may differ between a checkpoint and the config it is used with
-MODEL_KEYS = ("frontend", "convnet", "modulator", "readout")
+MODEL_KEYS = ("frontend", "convnet", "modulator", "readout", "shifter")
 
 
 class ConfigMismatchError(ValueError):
@@ -130,41 +128,3 @@ def data_info(ckpt: dict, path) -> DatasetInfo:
                          "shape, behaviour columns) under 'neuroenc', which the model is rebuilt from: it was written "
                          "before checkpoints stored them; train it again")
     return DatasetInfo(**{**stored, "frame_shape": tuple(stored["frame_shape"])})
-
-
-def load(path, config=None, map_location="cpu") -> Encoder:
-    """The encoder of checkpoint ``path`` in eval mode, with ``.config`` (the resolved training
-    config), ``.session_ids``, ``.info`` (data shapes) and ``.checkpoint`` (path, epoch, step,
-    and the validation scores logged at that step).
-
-    Predict with ``model(stim (B, C, T, H, W), behavior (B, T, n_behavior), session_id)`` ->
-    rates ``(B, T, N)``, inputs normalised as in training (``WindowDataset``), or on raw inputs
-    with ``model.predict(stim (T, H, W) or (B, T, H, W), behavior, session_id)`` -> ``(T, N)`` or
-    ``(B, T, N)``, NaN in the burn-in (:func:`neuroenc.analysis.predict.predict`).
-    With ``config`` (a composed config), raises :class:`ConfigMismatchError` listing every key of
-    the model groups (frontend, convnet, modulator, readout) where it differs from the checkpoint's.
-    """
-    ckpt = read_checkpoint(path, map_location)
-    stored = OmegaConf.create(ckpt["neuroenc"]["config"])
-    if config is not None:
-        diffs = config_differences(stored, config, only=MODEL_KEYS)
-        if diffs:
-            raise ConfigMismatchError(f"checkpoint {str(path)!r}", diffs)
-    info = data_info(ckpt, path)
-    model = build_encoder(stored, info)
-    weights = {k.removeprefix("encoder."): v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
-    try:
-        result = model.load_state_dict(weights, strict=False)
-        problem = (f"missing {result.missing_keys[:10]}, unexpected {result.unexpected_keys[:10]}"
-                   if result.missing_keys or result.unexpected_keys else None)
-    except RuntimeError as e:  # a tensor of another shape
-        problem = str(e)
-    if problem:
-        raise ValueError(f"checkpoint {str(path)!r}: its weights do not fit the model its config builds "
-                         f"(was the code changed since?): {problem}")
-    model.config = stored
-    model.info = info
-    model.checkpoint = {"path": str(path), "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"),
-                        "val_scores": ckpt["neuroenc"].get("val_scores")}
-    attach_predict(model)
-    return model.eval().to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")

@@ -10,10 +10,10 @@ import lightning as L
 import numpy as np
 import torch
 
-from neuroenc.analysis.health import rf_distances_px
 from neuroenc.config.schema import OptimConfig
+from neuroenc.metrics import BitsPerSpike, BitsPerSpikeResult, poisson_loss
 from neuroenc.model.encoder import Encoder
-from neuroenc.training.metrics import BitsPerSpike, BitsPerSpikeResult, poisson_loss
+from neuroenc.training.health import rf_distances_px
 
 SESSION_PREFIX = "val_bps/"
 

@@ -14,9 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from neuroenc import atomic
-from neuroenc.analysis import health
 from neuroenc.config.validate import check
-from neuroenc.training import environment
+from neuroenc.training import environment, health
 from neuroenc.training.build import build_datamodule, build_module
 from neuroenc.training.callbacks.per_neuron import BestPerNeuron
 from neuroenc.training.callbacks.summary import RunSummary
@@ -99,7 +98,7 @@ NO_HEALTH = {"val_bps_stimulus_shuffled": None, "val_bps_behavior_only": None}
 
 def health_figures(cfg: DictConfig, module, datamodule, checkpoint) -> dict:
     """The best checkpoint's stimulus-shuffled val score and, on simulated data, the behaviour-only
-    score (:mod:`neuroenc.analysis.health`); the module is left holding the best weights."""
+    score (:mod:`neuroenc.training.health`); the module is left holding the best weights."""
     if checkpoint.best_model_path:
         module.load_state_dict(read_checkpoint(checkpoint.best_model_path, map_location=module.device)["state_dict"])
     return {"val_bps_stimulus_shuffled": health.stimulus_shuffled_score(module, datamodule, cfg.seed),

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from conftest import run_cli
 
-from neuroenc.training.metrics import Correlation
+from neuroenc.metrics import Correlation
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -11,8 +11,8 @@ from conftest import run_cli
 import neuroenc
 from neuroenc.analysis.predict import session_predictions
 from neuroenc.data.windows import WindowDataset, collate_windows
+from neuroenc.metrics import BitsPerSpike
 from neuroenc.training.build import build_datamodule
-from neuroenc.training.metrics import BitsPerSpike
 
 
 @pytest.fixture(scope="module")

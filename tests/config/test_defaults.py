@@ -9,8 +9,7 @@ from omegaconf import MISSING, OmegaConf
 
 from neuroenc.config import schema
 from neuroenc.config.compose import groups
-from neuroenc.data.synthetic import SimulationParams
-from neuroenc.model.convnet.resnet import StageSpec
+from neuroenc.config.records import SimulationParams, StageSpec
 
 ROOTS = [schema.Config, schema.EvaluateConfig, schema.PredictConfig]
 # records of their classes, which keep their own defaults (the schema module's docstring says why)

@@ -100,7 +100,7 @@ def test_tiers_become_splits_padding_is_dropped_and_responses_are_clipped(src, t
 def test_converted_sessions_train_with_the_default_shifter_reading_the_pupil_centre(src, tmp_path):
     import torch
 
-    from neuroenc.training.loading import load
+    from neuroenc.trained import load
     from neuroenc.training.run import train
 
     quiet_convert(src, tmp_path / "sessions")

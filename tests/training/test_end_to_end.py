@@ -6,7 +6,7 @@ import math
 
 from conftest import TINY_DATA, run_cli
 
-from neuroenc.training.metrics import neuron_mean_clamped_bps
+from neuroenc.metrics import neuron_mean_clamped_bps
 
 # Small enough to train in a minute, learnable enough to beat the null model in that minute:
 # simple cells only, no eye movements, and a core wide enough to find their receptive fields.

@@ -64,7 +64,29 @@ def test_neuroenc_load_does_not_make_import_neuroenc_heavy():
     r = subprocess.run([sys.executable, "-c", "import sys, neuroenc; print('torch' in sys.modules)"],
                        capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"  # python -m neuroenc parses its command line before torch loads
-    assert neuroenc.load is neuroenc.training.loading.load
+    import neuroenc.trained
+
+    assert neuroenc.load is neuroenc.trained.load and neuroenc.TrainedEncoder is neuroenc.trained.TrainedEncoder
+
+
+def test_load_returns_a_trained_encoder_that_holds_its_parts_and_sets_nothing_on_the_encoder(micro_run):
+    _, metrics = micro_run
+    model = neuroenc.load(metrics["best_checkpoint"])
+    assert isinstance(model, neuroenc.TrainedEncoder) and not model.encoder.training
+    assert model.checkpoint.path == str(metrics["best_checkpoint"]) and model.checkpoint["epoch"] == model.checkpoint.epoch
+    assert model.config.data.window == compose_config(MICRO_RUN).data.window
+    assert model.session_ids == model.info.session_ids and model.readouts is model.encoder.readouts
+    for name in ("config", "info", "checkpoint", "predict", "normalization"):  # the encoder is left as built
+        assert name not in vars(model.encoder)
+    dm = model.open_data("val")
+    assert [s.id for s in dm.sessions] == model.session_ids
+
+
+def test_load_against_a_config_with_another_shifter_is_refused(micro_run):
+    _, metrics = micro_run
+    with pytest.raises(ConfigMismatchError, match=r"shifter\._target_: checkpoint 'neuroenc\.model\.shifter"):
+        neuroenc.load(metrics["best_checkpoint"], config=compose_config([*MICRO_RUN, "shifter=none"]))
+
 
 
 def test_a_checkpoint_without_data_info_is_refused_naming_the_file_and_the_key(micro_run, tmp_path):

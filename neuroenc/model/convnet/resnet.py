@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import List
 
 import torch
 from einops import rearrange
@@ -12,6 +10,7 @@ from timm.layers import BlurPool2d
 from timm.layers.padding import get_padding
 from torch import nn
 
+from neuroenc.config.records import StageSpec
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.layers import CausalConv3d, FrameBatchNorm
 
@@ -84,36 +83,6 @@ class ResidualStage(nn.Module):
             h = self.norm2(self.conv2(self.act(h)))
         # blur-pooling is linear: one pool of the sum costs half of pooling both paths
         return self.drop(self.act(self.pool(h + self.shortcut(x))))
-
-
-@dataclass
-class StageSpec:
-    """One :class:`ResidualStage` of a :class:`ResNet`; the config's ``convnet.stages`` entries
-    (``neuroenc.config.schema.StageConfig``) are these."""
-
-    out_channels: int
-    kernel_size: List[int] = field(default_factory=lambda: [3, 3, 3])  # (t, h, w)
-    stride: int = 1  # spatial
-    dilation: int = 1  # spatial
-    pool: str = "none"  # or "aablur": blur, then subsample by `stride`
-    dropout: float = 0.0
-    temporal_stride: int = 1  # keep every s-th frame (causal); the modulator then runs at that rate
-    temporal_dilation: int = 1  # time taps this many of the stage's steps apart
-    convs: int = 2  # convolutions on the main path: 2, or 1 as in the seed's ResNet
-
-    def check(self) -> None:
-        """Fails naming the field of an impossible value."""
-        for name in ("out_channels", "stride", "dilation", "temporal_stride", "temporal_dilation"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
-        if any(int(k) <= 0 for k in self.kernel_size):
-            raise ValueError(f"kernel_size: sizes must be positive, got {list(self.kernel_size)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout: must be in [0, 1), got {self.dropout}")
-        if self.pool not in ("none", "aablur"):
-            raise ValueError(f"pool: must be 'none' or 'aablur', got {self.pool!r}")
-        if self.convs not in (1, 2):
-            raise ValueError(f"convs: must be 1 or 2, got {self.convs}")
 
 
 class ResNet(nn.Module):

@@ -68,7 +68,7 @@ class RunSummary(L.Callback):
 
     def write(self, trainer, module, checkpoint_cb, status: str = "finished", error: str | None = None,
               health: dict | None = None, no_validation: str | None = None) -> dict:
-        """Write ``metrics.json``; ``health`` (see :mod:`neuroenc.analysis.health`) goes in beside the scores.
+        """Write ``metrics.json``; ``health`` (see :mod:`neuroenc.training.health`) goes in beside the scores.
 
         ``no_validation``: why the data has no validation window, for a run that trained without
         validating (``data.allow_no_validation``); metrics.json then says so in words, beside scores
@@ -85,7 +85,7 @@ class RunSummary(L.Callback):
             "final_val_bps_overall": final and final["val_bps_overall"],
             "best_epoch": best and best["epoch"],
             "best_val_bps_neuron_mean": best and best["val_bps_neuron_mean"],
-            # the seed's definition (neuroenc.training.metrics.neuron_mean_clamped_bps); .get: histories of
+            # the seed's definition (neuroenc.metrics.neuron_mean_clamped_bps); .get: histories of
             # runs resumed from checkpoints written before it existed lack it
             "best_val_bps_neuron_mean_clamped": best and best.get("val_bps_neuron_mean_clamped"),
             # rows are what validation logged (from checkpoints too, when resumed): keys, not results

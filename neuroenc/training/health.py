@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader
 
 from neuroenc.data.sessions import valid_bins
 from neuroenc.data.windows import SessionBatchSampler, WindowDataset, collate_windows, normalization_constants
+from neuroenc.metrics import BitsPerSpike
 from neuroenc.model.encoder import Encoder
-from neuroenc.training.metrics import BitsPerSpike
 
 # trained below this multiple of its stimulus-shuffled score, a model is not using the stimulus
 USES_STIMULUS_RATIO = 2.0

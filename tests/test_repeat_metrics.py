@@ -5,7 +5,7 @@ of simulated repeats."""
 import numpy as np
 import pytest
 
-from neuroenc.training.metrics import repeat_scores
+from neuroenc.metrics import repeat_scores
 
 
 def reference(responses, predictions, neuron):

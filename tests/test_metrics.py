@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from neuroenc.training.metrics import (
+from neuroenc.metrics import (
     BitsPerSpike,
     BitsPerSpikeResult,
     end_to_end,

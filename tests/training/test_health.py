@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from neuroenc.analysis import health
 from neuroenc.data.datamodule import SyntheticDataModule
 from neuroenc.data.windows import WindowDataset
+from neuroenc.training import health
 
 SIM = dict(seed=0, num_sessions=2, neurons_min=6, neurons_max=8, trials_train=6, trials_val=3, trials_test=1,
            trial_frames=100, height=12, width=16)
