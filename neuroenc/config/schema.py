@@ -99,7 +99,7 @@ class NoFrontendConfig:
 
 # one ResNet stage: out_channels, kernel_size (t, h, w), stride, dilation, pool, dropout,
 # temporal_stride, temporal_dilation, convs. A stage is a list element, which no YAML can give
-# defaults to, so the record's own (neutral but for convs=2) fill what a stage leaves out.
+# defaults to, so the record's own defaults (neuroenc/config/records.py) fill what a stage leaves out.
 StageConfig = StageSpec
 
 
