@@ -2,11 +2,12 @@
 
 Each YAML option in ``conf/<group>/`` extends one of these schemas (``/schema/<group>/<name>@_here_``
 in its defaults; the ``schema`` group is not one users choose from), so Hydra rejects an unknown
-key, a value of the wrong type or a missing value at composition time and names the key. Every
-default is written once, here, and the YAML options set only what differs: the ``_target_``
-classes take these fields as arguments without defaults of their own. Two schemas are the
-parameter records of their classes (``SimulationConfig`` is the simulator's ``SimulationParams``,
-``StageConfig`` the ResNet's ``StageSpec``), whose defaults they keep. Fields map one to one onto
+key, a value of the wrong type or a missing value at composition time and names the key. They
+hold types, ``_target_``, links to the run's ``${seed}`` and MISSING: every value a user gets is written
+once, in the option YAML under ``conf/`` (a key it leaves out is a missing value), and the ``_target_``
+classes take these fields as arguments without defaults of their own. Two schemas are the parameter
+records of their classes (``StageConfig`` the ResNet's ``StageSpec``, ``SimulationConfig`` the
+simulator's ``SimulationParams``), whose defaults they keep; an unused logger slot is null. Fields map one to one onto
 constructor arguments of the ``_target_`` classes: nothing in a config is read-but-ignored.
 Constructors check their own arguments and name them; ``neuroenc.training.build`` adds the config path,
 and ``neuroenc.config.validate`` checks what spans several groups.
@@ -28,11 +29,11 @@ from neuroenc.config.records import SimulationParams, StageSpec
 
 @dataclass
 class SimulationConfig(SimulationParams):
-    """The simulated V1 (``neuroenc.data.synthetic.SimulationParams``: fields, defaults, units).
+    """The simulated V1 (``neuroenc.config.records.SimulationParams``: fields, units, checks), seeded by the run.
 
-    Time is physical (ms, s, Hz), so ``frame_rate`` changes the sampling, not the biology; the
-    trial layout is in frames, like ``data.window``. The defaults are mouse V1 at 30 Hz;
-    ``data=synthetic_primate`` sets primate V1 at 120 Hz.
+    The simulator's record keeps defaults of its own, for callers outside a config and for configs
+    stored by older checkpoints; ``conf/data/synthetic.yaml`` writes every one of them too, and
+    ``tests/config/test_defaults.py`` fails when the two differ.
     """
 
     seed: int = II("seed")
@@ -42,15 +43,14 @@ class SimulationConfig(SimulationParams):
 class WindowsConfig:
     """How sessions are cut into windows and batched (shared by every data option)."""
 
-    # frames per window: 128 scores 104 frames for 24 of burn-in (81%; 64 would score 62%)
-    window: int = 128
-    burn_in: int = 24  # leading frames that give history but are not scored
-    batch_size: int = 4
-    num_workers: int = 0
+    window: int = MISSING  # frames per window
+    burn_in: int = MISSING  # leading frames that give history but are not scored
+    batch_size: int = MISSING
+    num_workers: int = MISSING
     seed: int = II("seed")  # data order
     # train even when no session has a validation window (no val split in meta.json, or val trials
     # shorter than window): no val score, no best checkpoint. false: such data stop the run before training
-    allow_no_validation: bool = False
+    allow_no_validation: bool = MISSING
 
 
 @dataclass
@@ -59,20 +59,19 @@ class SessionsDataConfig(WindowsConfig):
     root: str = MISSING
     # the sessions' frame rate (Hz), checked against their meta.json: needed by presets that give
     # temporal sizes in milliseconds (${frames_ms:...}), which cannot read it from the sessions
-    frame_rate: Optional[float] = None
+    frame_rate: Optional[float] = MISSING
     # pixels of the frame per unit of the eye_x, eye_y behaviour columns: readouts then start at
     # receptive fields estimated on the stimulus as the retina saw it. null: on the screen image
     # (the right choice where the stimulus is already gaze-corrected or the eye is unknown)
-    eye_px_per_unit: Optional[float] = None
+    eye_px_per_unit: Optional[float] = MISSING
 
 
 @dataclass
 class SyntheticDataConfig(WindowsConfig):
     _target_: str = "neuroenc.data.datamodule.SyntheticDataModule"
-    cache_dir: str = "${oc.env:NEUROENC_CACHE,.cache/neuroenc}"
-    simulation: SimulationConfig = field(default_factory=SimulationConfig)
-    # the simulator writes eye_x, eye_y in pixels of the frame (see SessionsDataConfig)
-    eye_px_per_unit: Optional[float] = 1.0
+    cache_dir: str = MISSING
+    simulation: SimulationConfig = MISSING
+    eye_px_per_unit: Optional[float] = MISSING  # see SessionsDataConfig
 
 
 # ------------------------------------------------------------------------------------ frontend
@@ -81,13 +80,13 @@ class SyntheticDataConfig(WindowsConfig):
 @dataclass
 class LearnableTemporalConfig:
     _target_: str = "neuroenc.model.frontend.LearnableTemporalFrontend"
-    num_channels: int = 4
-    kernel_size: int = 16
-    init: str = "gaussian_derivatives"  # or "random"
-    anti_aliasing: bool = False
+    num_channels: int = MISSING
+    kernel_size: int = MISSING
+    init: str = MISSING  # "gaussian_derivatives" or "random"
+    anti_aliasing: bool = MISSING
     # with anti_aliasing: the window on the raw taps, "hann" (VisionCore's) or "rect" (no taper)
-    aa_window: str = "hann"
-    bias: bool = True
+    aa_window: str = MISSING
+    bias: bool = MISSING
 
 
 @dataclass
@@ -99,7 +98,8 @@ class NoFrontendConfig:
 
 
 # one ResNet stage: out_channels, kernel_size (t, h, w), stride, dilation, pool, dropout,
-# temporal_stride, temporal_dilation, convs
+# temporal_stride, temporal_dilation, convs. A stage is a list element, which no YAML can give
+# defaults to, so the record's own defaults (neuroenc/config/records.py) fill what a stage leaves out.
 StageConfig = StageSpec
 
 
@@ -113,33 +113,33 @@ class ResNetConfig:
 class TokenizerConfig:
     """Tubelets (t, h, w); time padding adds past frames only (see ``TubeletTokenizer``)."""
 
-    kernel_size: Optional[List[int]] = None  # None: the stride (non-overlapping tubelets)
-    stride: List[int] = field(default_factory=lambda: [4, 4, 4])
-    padding: List[int] = field(default_factory=lambda: [0, 0, 0])
+    kernel_size: Optional[List[int]] = MISSING  # null: the stride (non-overlapping tubelets)
+    stride: List[int] = MISSING
+    padding: List[int] = MISSING
 
 
 @dataclass
 class TemporalTransformerConfig:
     """Fields shared by the cores that end in causal temporal transformer blocks."""
 
-    embedding_dim: int = 64
-    num_temporal_blocks: int = 2
-    num_heads: int = 4
-    head_dim: Optional[int] = None  # None: embedding_dim / num_heads
-    ff_dim: int = 256
-    activation: str = "gelu"  # or "swiglu"
-    dropout: float = 0.0  # after attention projection and in the feed-forward
-    attn_dropout: float = 0.0
-    drop_path: float = 0.0  # stochastic depth of the last block; grows linearly from 0
+    embedding_dim: int = MISSING
+    num_temporal_blocks: int = MISSING
+    num_heads: int = MISSING
+    head_dim: Optional[int] = MISSING  # null: embedding_dim / num_heads
+    ff_dim: int = MISSING
+    activation: str = MISSING  # "gelu" or "swiglu"
+    dropout: float = MISSING  # after attention projection and in the feed-forward
+    attn_dropout: float = MISSING
+    drop_path: float = MISSING  # stochastic depth of the last block; grows linearly from 0
 
 
 @dataclass
 class ViViTConfig(TemporalTransformerConfig):
     _target_: str = "neuroenc.model.convnet.vivit.ViViT"
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    num_spatial_blocks: int = 2
-    patch_dropout: float = 0.0  # training: a token's content is zeroed with this probability
-    num_registers: int = 0
+    num_spatial_blocks: int = MISSING
+    patch_dropout: float = MISSING  # training: a token's content is zeroed with this probability
+    num_registers: int = MISSING
 
 
 @dataclass
@@ -154,9 +154,9 @@ class HybridConfig(TemporalTransformerConfig):
 @dataclass
 class ConvGRUConfig:
     _target_: str = "neuroenc.model.modulator.ConvGRUModulator"
-    hidden_dim: int = 64
-    beh_emb_dim: int = 16
-    kernel_size: int = 3
+    hidden_dim: int = MISSING
+    beh_emb_dim: int = MISSING
+    kernel_size: int = MISSING
 
 
 @dataclass
@@ -170,14 +170,12 @@ class NoModulatorConfig:
 @dataclass
 class GaussianReadoutConfig:
     _target_: str = "neuroenc.model.readout.GaussianReadout"
-    # std of the position sampled in training, grid units (learned from there): small, since
-    # positions start at their cells and noise of a few pixels would blur the finest fields
-    init_std: float = 0.01
-    nonlinearity: str = "softplus"  # or "exp"
+    init_std: float = MISSING  # std of the position sampled in training, grid units (learned from there)
+    nonlinearity: str = MISSING  # "softplus" or "exp"
     # "data": start each neuron at its receptive field estimated from the training split
     # (neuroenc.data.receptive_fields); "uniform": anywhere in [-0.5, 0.5]^2
-    init_positions: str = "data"
-    feature_init_std: float = 0.01
+    init_positions: str = MISSING
+    feature_init_std: float = MISSING
 
 
 # ------------------------------------------------------------------------------------- shifter
@@ -188,10 +186,10 @@ class MLPShifterConfig:
     """Eye position -> a shift of every readout position, per frame (``neuroenc.model.shifter``)."""
 
     _target_: str = "neuroenc.model.shifter.MLPShifter"
-    columns: List[str] = field(default_factory=lambda: ["eye_x", "eye_y"])  # behaviour columns, x then y
-    hidden: List[int] = field(default_factory=lambda: [16])
-    shared: bool = False  # one MLP for all sessions, or one each
-    required: bool = True  # False (shifter=auto): no shifter when the data lacks the columns
+    columns: List[str] = MISSING  # behaviour columns, x then y
+    hidden: List[int] = MISSING
+    shared: bool = MISSING  # one MLP for all sessions, or one each
+    required: bool = MISSING  # false (shifter=auto): no shifter when the data lacks the columns
 
 
 @dataclass
@@ -207,34 +205,32 @@ class TrainerConfig:
     """Arguments of ``lightning.pytorch.Trainer`` by their Lightning names."""
 
     _target_: str = "lightning.pytorch.Trainer"
-    # 6 epochs (486 steps) keep `make train` under 10 minutes on 2 cores: an epoch of the default
-    # model is ~69 s there (10 epochs took 11 min 57 s)
-    max_epochs: Optional[int] = 6
-    max_steps: int = -1
-    max_time: Optional[str] = None
-    limit_train_batches: Optional[float] = None
-    limit_val_batches: Optional[float] = None
-    val_check_interval: Optional[float] = None
-    check_val_every_n_epoch: Optional[int] = 1
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
-    strategy: Any = "auto"
-    precision: Any = "32-true"
-    gradient_clip_val: Optional[float] = 1.0
-    accumulate_grad_batches: int = 1
-    log_every_n_steps: int = 10
-    deterministic: Any = False
-    benchmark: Optional[bool] = None
-    num_sanity_val_steps: int = 0
-    enable_progress_bar: bool = True
-    enable_model_summary: bool = True
+    max_epochs: Optional[int] = MISSING
+    max_steps: int = MISSING
+    max_time: Optional[str] = MISSING
+    limit_train_batches: Optional[float] = MISSING
+    limit_val_batches: Optional[float] = MISSING
+    val_check_interval: Optional[float] = MISSING
+    check_val_every_n_epoch: Optional[int] = MISSING
+    accelerator: str = MISSING
+    devices: Any = MISSING
+    num_nodes: int = MISSING
+    strategy: Any = MISSING
+    precision: Any = MISSING
+    gradient_clip_val: Optional[float] = MISSING
+    accumulate_grad_batches: int = MISSING
+    log_every_n_steps: int = MISSING
+    deterministic: Any = MISSING
+    benchmark: Optional[bool] = MISSING
+    num_sanity_val_steps: int = MISSING
+    enable_progress_bar: bool = MISSING
+    enable_model_summary: bool = MISSING
 
 
 @dataclass
 class CSVLoggerConfig:
     _target_: str = "lightning.pytorch.loggers.CSVLogger"
-    name: str = "csv"
+    name: str = MISSING
 
 
 @dataclass
@@ -243,18 +239,21 @@ class WandbLoggerConfig:
     overrides and the sweep's directory. Set WANDB_MODE=offline to write runs locally."""
 
     _target_: str = "lightning.pytorch.loggers.WandbLogger"
-    project: str = "neuroenc"
-    entity: Optional[str] = None
-    group: Optional[str] = None
-    name: Optional[str] = None
-    job_type: str = "train"
-    tags: List[str] = field(default_factory=list)
-    log_model: bool = False
+    project: str = MISSING
+    entity: Optional[str] = MISSING
+    group: Optional[str] = MISSING
+    name: Optional[str] = MISSING
+    job_type: str = MISSING
+    tags: List[str] = MISSING
+    log_model: bool = MISSING
 
 
 @dataclass
 class LoggerConfig:
-    """Loggers by name; each one present is instantiated with the run directory as save_dir."""
+    """Loggers by name; each one present is instantiated with the run directory as save_dir.
+
+    A slot is empty (null) unless the option fills it: absence is what "no such logger" means, so
+    an option names only the loggers it turns on (``logger=csv_wandb`` is ``csv`` plus ``wandb``)."""
 
     csv: Optional[CSVLoggerConfig] = None
     wandb: Optional[WandbLoggerConfig] = None
@@ -262,14 +261,13 @@ class LoggerConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warmup, then cosine decay to ``lr * min_lr_ratio``."""
+    """AdamW with linear warmup, then cosine decay to ``lr * min_lr_ratio`` (``EncoderModule.configure_optimizers``)."""
 
-    lr: float = 1e-2
-    weight_decay: float = 1e-4
-    warmup_steps: int = 10
-    min_lr_ratio: float = 0.05
-    # readout positions (means and sampling std) learn at this fraction of lr
-    position_lr_ratio: float = 0.1
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_steps: int = MISSING
+    min_lr_ratio: float = MISSING
+    position_lr_ratio: float = MISSING  # readout positions (means and sampling std) learn at this fraction of lr
 
 
 @dataclass
@@ -281,8 +279,8 @@ class CheckpointConfig:
     mid-epoch loses little. The best checkpoint by ``val_bps_overall`` is kept besides.
     """
 
-    every_n_train_steps: Optional[int] = None
-    every_n_minutes: Optional[float] = 10.0
+    every_n_train_steps: Optional[int] = MISSING
+    every_n_minutes: Optional[float] = MISSING
 
 
 @dataclass
@@ -296,21 +294,21 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    seed: int = 0
-    eval_init: bool = True  # score the untrained model on the val split before fitting
+    seed: int = MISSING
+    eval_init: bool = MISSING  # score the untrained model on the val split before fitting
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     # torch.compile the frontend, the core and the modulator's recurrence step (inductor; on the
     # CPU it needs a C++ compiler). python -m neuroenc.bench model compile=true measures the gain.
-    compile: bool = False
+    compile: bool = MISSING
     # multiplies every channel width a config writes as ${scaled:N} (the experiment presets do),
     # keeping their ratios: scale=0.125 turns the GPU-scale ladder into a CPU-sized one
-    scale: float = 1.0
+    scale: float = MISSING
     # channels-last 3-D layout for the convolutions (cuDNN's preferred layout; slower on this
     # project's 2-core CPU, see docs/speed.md)
-    channels_last: bool = False
+    channels_last: bool = MISSING
     # continue a run from its checkpoints/last.ckpt: "true" finds the newest run with the same
     # overrides (see neuroenc.training.resume), or give the run directory; null: start a new run
-    resume: Optional[str] = None
+    resume: Optional[str] = MISSING
 
 
 @dataclass
@@ -318,15 +316,15 @@ class EvaluateConfig:
     """``python -m neuroenc.evaluate checkpoint=<path>`` (conf/evaluate.yaml): per-neuron scores and plots."""
 
     checkpoint: str = MISSING
-    out_dir: Optional[str] = None  # null: <run dir>/evaluation/<checkpoint name>
-    splits: List[str] = field(default_factory=lambda: ["val", "test"])
-    accelerator: str = "auto"  # Lightning's; scores equal training's on the same kind of device
-    data_root: Optional[str] = None  # sessions moved since training (data=sessions): their new directory
+    out_dir: Optional[str] = MISSING  # null: <run dir>/evaluation/<checkpoint name>
+    splits: List[str] = MISSING
+    accelerator: str = MISSING  # Lightning's; scores equal training's on the same kind of device
+    data_root: Optional[str] = MISSING  # sessions moved since training (data=sessions): their new directory
 
 
 @dataclass
 class PredictDataConfig:
-    root: Optional[str] = None  # sessions to predict; null: the data the checkpoint was trained on
+    root: Optional[str] = MISSING  # sessions to predict; null: the data the checkpoint was trained on
 
 
 @dataclass
@@ -335,11 +333,11 @@ class PredictConfig:
 
     checkpoint: str = MISSING
     data: PredictDataConfig = field(default_factory=PredictDataConfig)
-    split: str = "test"
-    out_dir: Optional[str] = None  # null: <run dir>/predictions/<checkpoint name>/<split>
-    batch_size: int = 16  # windows per forward pass
-    device: str = "cpu"
-    csv: bool = True  # also <session>.csv beside the .npy
+    split: str = MISSING
+    out_dir: Optional[str] = MISSING  # null: <run dir>/predictions/<checkpoint name>/<split>
+    batch_size: int = MISSING  # windows per forward pass
+    device: str = MISSING
+    csv: bool = MISSING  # also <session>.csv beside the .npy
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -350,7 +348,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "readout": {"gaussian": GaussianReadoutConfig},
     "shifter": {"mlp": MLPShifterConfig, "none": NoShifterConfig},
     "trainer": {"default": TrainerConfig},
-    "logger": {"default": LoggerConfig},
+    "optim": {"adamw": OptimConfig},
 }
 
 

@@ -28,9 +28,9 @@ def check(cfg: DictConfig) -> None:
         key = sorted(missing)[0]
         raise ConfigError(key, "missing value (???): set it on the command line or in a config file")
     # spans the whole config: which values were written as ${scaled:N}
-    if cfg.get("scale", 1.0) <= 0:
+    if cfg.scale <= 0:
         raise ConfigError("scale", f"must be positive, got {cfg.scale}")
-    if cfg.get("scale", 1.0) != 1.0 and "${scaled:" not in str(OmegaConf.to_container(cfg, resolve=False)):
+    if cfg.scale != 1.0 and "${scaled:" not in str(OmegaConf.to_container(cfg, resolve=False)):
         raise ConfigError("scale", f"{cfg.scale} scales no width of this config: only values written as "
                                    "${scaled:N} (the experiment presets' widths) follow it; set the widths directly")
     # here, not in SessionDataModule: evaluate and report rebuild the datamodule of a checkpoint

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
 import torch
 
+from neuroenc.config.schema import OptimConfig
 from neuroenc.data.windows import Batch
 from neuroenc.metrics import BitsPerSpike, BitsPerSpikeResult, poisson_loss
 from neuroenc.model.encoder import Encoder
@@ -75,12 +76,12 @@ class EncoderModule(L.LightningModule):
     :mod:`neuroenc.analysis.evaluate` read them there.
     """
 
-    def __init__(self, encoder: Encoder, n_neurons: dict[str, int], optim: dict, has_oracle: bool = False,
+    def __init__(self, encoder: Encoder, n_neurons: dict[str, int], optim: Mapping, has_oracle: bool = False,
                  config: dict | None = None, data_info: dict | None = None, seed: int = 0):
         super().__init__()
         self.encoder = encoder
         self.session_ids = list(n_neurons)
-        self.optim = dict(optim)
+        self.optim = OptimConfig(**optim)  # the config's optim.*, read as typed attributes
         self.config = config
         self.data_info = data_info
         self.seed = int(seed)
@@ -166,12 +167,12 @@ class EncoderModule(L.LightningModule):
         # network's lr would walk a position off its cell within an epoch
         positions = [p for n, p in self.encoder.readouts.named_parameters() if n.rsplit(".", 1)[-1] in ("mean", "log_std")]
         ids = {id(p) for p in positions}
-        groups = [{"params": [p for p in self.parameters() if id(p) not in ids]},
-                  {"params": positions, "lr": self.optim["lr"] * self.optim["position_lr_ratio"]}]
-        opt = torch.optim.AdamW(groups, lr=self.optim["lr"], weight_decay=self.optim["weight_decay"])
+        groups: list[dict[str, Any]] = [{"params": [p for p in self.parameters() if id(p) not in ids]},
+                  {"params": positions, "lr": self.optim.lr * self.optim.position_lr_ratio}]
+        opt = torch.optim.AdamW(groups, lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(int(self.optim["warmup_steps"]), total)
-        floor = float(self.optim["min_lr_ratio"])
+        warmup = min(self.optim.warmup_steps, total)
+        floor = self.optim.min_lr_ratio
 
         def factor(step: int) -> float:
             if step < warmup:

@@ -1,29 +1,38 @@
-"""The model's parts with the arguments these tests leave out set as they always have been.
+"""The model's parts with the arguments these tests leave out set as the shipped options set them.
 
-The constructors take every configured argument without a default (the defaults live in
-``neuroenc.config.schema``); a test names only what it is about.
+The constructors take every configured argument without a default (the values live in the option
+YAML under ``conf/``); here they come from composing ``conf/`` as ``python -m neuroenc`` does, so a
+test gets the numbers a user gets and names only what it is about. The arguments the tests pass by
+position (sizes, stages, the tokenizer) are left out.
 """
 
 from functools import partial
 
+from omegaconf import OmegaConf
+
+from neuroenc.config.compose import compose_config
 from neuroenc.model.convnet import hybrid, vivit
 from neuroenc.model.frontend import LearnableTemporalFrontend as _Frontend
 from neuroenc.model.modulator import ConvGRUModulator as _ConvGRU
 from neuroenc.model.readout import GaussianReadout as _Readout
 from neuroenc.model.shifter import MLPShifter as _Shifter
 
-BLOCKS = dict(embedding_dim=64, num_temporal_blocks=2, num_heads=4, head_dim=None, ff_dim=256, activation="gelu",
-              dropout=0.0, attn_dropout=0.0, drop_path=0.0)
 
-LearnableTemporalFrontend = partial(_Frontend, init="gaussian_derivatives", anti_aliasing=False, bias=True)
-ConvGRUModulator = partial(_ConvGRU, hidden_dim=64, beh_emb_dim=16, kernel_size=3)
-GaussianReadout = partial(_Readout, init_std=0.2, nonlinearity="softplus", init_positions="data", feature_init_std=0.01)
-MLPShifter = partial(_Shifter, columns=("eye_x", "eye_y"), hidden=(16,), shared=False, required=True)
-Hybrid = partial(hybrid.Hybrid, **BLOCKS)
-TOKENIZER = dict(kernel_size=None, stride=(4, 4, 4), padding=(0, 0, 0))
+def option(group: str, name: str, *left_out: str) -> dict:
+    """The arguments ``<group>=<name>`` gives its ``_target_``, without ``left_out``."""
+    node = OmegaConf.to_container(compose_config([f"{group}={name}"])[group], resolve=True)
+    return {k: v for k, v in node.items() if k != "_target_" and k not in left_out}
+
+
+LearnableTemporalFrontend = partial(_Frontend, **option("frontend", "learnable_temporal", "num_channels", "kernel_size"))
+ConvGRUModulator = partial(_ConvGRU, **option("modulator", "convgru"))
+GaussianReadout = partial(_Readout, **option("readout", "gaussian"))
+MLPShifter = partial(_Shifter, **option("shifter", "mlp"))
+Hybrid = partial(hybrid.Hybrid, **option("convnet", "hybrid", "stages"))
+VIVIT = option("convnet", "vivit", "tokenizer")
+TOKENIZER = option("convnet", "vivit")["tokenizer"]
 TubeletTokenizer = partial(vivit.TubeletTokenizer, **TOKENIZER)
 
 
 def ViViT(in_channels: int, tokenizer: dict, **kwargs) -> vivit.ViViT:
-    args = {**BLOCKS, "num_spatial_blocks": 2, "patch_dropout": 0.0, "num_registers": 0, **kwargs}
-    return vivit.ViViT(in_channels, {**TOKENIZER, **tokenizer}, **args)
+    return vivit.ViViT(in_channels, {**TOKENIZER, **tokenizer}, **{**VIVIT, **kwargs})
