@@ -21,6 +21,18 @@ so it is lost. A trigger that falls on such a batch is left to the save after va
 which follows within the same step (where no validation runs, as with ``limit_val_batches=0``,
 the trigger is dropped: the run resumes from an earlier point, still exactly).
 
+Neither kind of point counts where
+
+3. gradients wait for the next optimizer step (``accumulate_grad_batches``: a trigger or a
+   validation between the micro-batches of a step): ``.grad`` is in no checkpoint, so a
+   restored run would step without the micro-batches before it;
+4. ``max_steps`` is reached: restored there, Lightning finds training done before it starts
+   the loop, so it neither runs ``on_train_start`` nor counts the unfinished epoch that the
+   uninterrupted run counts.
+
+There the point is skipped the same way: a run killed after it repeats the steps since the
+checkpoint before (the best checkpoint is still written after such a validation).
+
 The best checkpoint by ``val_bps_overall`` is written after validation too. Everything a
 resumed run needs to write the same ``metrics.json`` and ``per_neuron.csv`` is callback state
 inside every checkpoint (:class:`~neuroenc.training.callbacks.summary.RunSummary`,
@@ -58,7 +70,8 @@ class AfterValidation(ModelCheckpoint):
             return
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
-        self._save_last_checkpoint(trainer, candidates)
+        if _restorable(trainer):
+            self._save_last_checkpoint(trainer, candidates)
 
 
 class MidEpoch(ModelCheckpoint):
@@ -69,8 +82,8 @@ class MidEpoch(ModelCheckpoint):
                          save_on_train_epoch_end=False, **trigger)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if _validation_may_follow(trainer, batch_idx):
-            return  # rule 2 covers it: restored from here, Lightning would skip that validation
+        if _validation_may_follow(trainer, batch_idx) or not _restorable(trainer):
+            return  # rule 2 covers the first: restored from here, Lightning would skip that validation
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
@@ -86,6 +99,16 @@ def _validation_may_follow(trainer, batch_idx: int) -> bool:
         return True
     every = trainer.val_check_batch
     return isinstance(every, int) and (batch_idx + 1) % every == 0
+
+
+def _restorable(trainer) -> bool:
+    """Neither rule 3 (gradients of micro-batches wait for the optimizer step) nor rule 4 (``max_steps``
+    reached) keeps ``last.ckpt`` from being written here."""
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # batches of this epoch trained
+    # Lightning steps after every accumulate_grad_batches batches and after the epoch's last
+    gradients_pending = done % trainer.accumulate_grad_batches != 0 and done < trainer.num_training_batches
+    steps_done = trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps
+    return not gradients_pending and not steps_done
 
 
 def checkpoint_callbacks(cfg, dirpath: Path) -> list[ModelCheckpoint]:
