@@ -19,7 +19,10 @@ first as an epoch whose end is still to run and counts that epoch twice, so the 
 skipped (the bug of issue 15: 66 steps instead of 99), and the second as past the validation,
 so it is lost. A trigger that falls on such a batch is left to the save after validation,
 which follows within the same step (where no validation runs, as with ``limit_val_batches=0``,
-the trigger is dropped: the run resumes from an earlier point, still exactly).
+the trigger is dropped: the run resumes from an earlier point, still exactly). Nor at
+``on_train_end``, where Lightning 2.6 writes ``last.ckpt`` for a callback that wrote none in
+this process: restored there, a run finds its training done before the loop starts and never
+runs ``on_train_start``.
 
 Neither kind of point counts where
 
@@ -52,7 +55,17 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from neuroenc import atomic
 
 
-class AfterValidation(ModelCheckpoint):
+class _AtRestorePoints(ModelCheckpoint):
+    """A ``ModelCheckpoint`` with Lightning's saves at the end of an epoch and of training turned off."""
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        return  # never here (see the module docstring)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        return  # nor here
+
+
+class AfterValidation(_AtRestorePoints):
     """The best checkpoint by ``val_bps_overall`` and ``last.ckpt`` after every validation (rule 2),
     whether or not the score improved (Lightning's own ``save_last`` skips it when it did not)."""
 
@@ -61,9 +74,6 @@ class AfterValidation(ModelCheckpoint):
         super().__init__(dirpath=dirpath, filename="best-epoch{epoch:03d}-step{step}", auto_insert_metric_name=False,
                          monitor="val_bps_overall", mode="max", save_last=True, enable_version_counter=False,
                          save_on_train_epoch_end=False)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        return  # never here (see the module docstring)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if self._should_skip_saving_checkpoint(trainer):
@@ -74,7 +84,7 @@ class AfterValidation(ModelCheckpoint):
             self._save_last_checkpoint(trainer, candidates)
 
 
-class MidEpoch(ModelCheckpoint):
+class MidEpoch(_AtRestorePoints):
     """``last.ckpt`` on a step or time trigger, after a batch that is not its epoch's last (rule 1)."""
 
     def __init__(self, dirpath: Path, **trigger):
@@ -85,9 +95,6 @@ class MidEpoch(ModelCheckpoint):
         if _validation_may_follow(trainer, batch_idx) or not _restorable(trainer):
             return  # rule 2 covers the first: restored from here, Lightning would skip that validation
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        return
 
     def on_validation_end(self, trainer, pl_module) -> None:
         return
