@@ -128,6 +128,16 @@ def test_loader_state_continues_an_epoch_in_the_same_order_after_the_batches_see
     assert [b.tolist() for b in resumed] == seen + rest  # the skip applies to one pass only
 
 
+def test_loader_state_after_an_epoch_cut_short_by_the_trainer_is_the_next_epoch_at_its_first_batch():
+    sessions = np.repeat([0, 1], [20, 12])  # 8 batches of 4
+    loader = ResumableLoader(list(range(32)), SessionBatchSampler(sessions, 4, shuffle=True, seed=1))
+    it = iter(loader)
+    for _ in range(3):  # limit_train_batches=3: the Trainer takes no more of this epoch
+        next(it)
+    assert loader.state_dict(epoch_length=3) == {"epoch": 1, "batches_served": 0}
+    assert loader.state_dict(epoch_length=5) == {"epoch": 0, "batches_served": 3}  # mid-epoch
+
+
 def test_lightning_gives_the_session_sampler_a_new_order_every_epoch(tmp_path):
     import lightning as L
 
