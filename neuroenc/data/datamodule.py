@@ -212,7 +212,11 @@ class SessionDataModule(L.LightningDataModule):
     # loader (for estimated_stepping_batches), but its own loader-state restore comes after that
     # loader exists and is never applied to it, so a resumed epoch would restart at batch 0.
     def state_dict(self) -> dict:
-        return {"train_loader": self.train_loader.state_dict()} if self.train_loader is not None else {}
+        if self.train_loader is None:
+            return {}
+        # the Trainer's epoch, which limit_train_batches makes shorter than the loader's
+        length = self.trainer.num_training_batches if self.trainer is not None else None
+        return {"train_loader": self.train_loader.state_dict(length if length != float("inf") else None)}
 
     def load_state_dict(self, state: dict) -> None:
         if "train_loader" in state:

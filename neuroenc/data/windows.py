@@ -138,17 +138,21 @@ class SessionBatchSampler(Sampler[list[int]]):
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` over a :class:`SessionBatchSampler` that a run can resume mid-epoch.
 
-    ``state_dict()`` is the position of the next batch to train, ``{"epoch", "batches_served"}``;
-    it goes into every checkpoint (through the datamodule, see ``SessionDataModule.state_dict``).
-    Given back to ``load_state_dict`` before iterating, it makes a resumed run go on with that
-    batch, in its epoch's order. Batches are counted as they are handed out, so those that
-    workers fetched ahead are not counted as seen.
+    ``state_dict(epoch_length)`` is the position of the next batch to train, ``{"epoch",
+    "batches_served"}``; it goes into every checkpoint (through the datamodule, see
+    ``SessionDataModule.state_dict``). Given back to ``load_state_dict`` before iterating, it makes
+    a resumed run go on with that batch, in its epoch's order. Batches are counted as they are
+    handed out, so those that workers fetched ahead are not counted as seen.
 
     An epoch whose batches were all handed out is recorded as the next epoch at batch 0, not as
     "epoch e, all served": Lightning may take the first iterator it makes after a restore for the
     *next* epoch (it sets the sampler's epoch only after that iterator exists), and a leftover
-    "skip every batch" would then empty that epoch. Where a restore continues is decided in
-    :mod:`neuroenc.training.checkpointing` (the resume rule); this is the loader's half of it.
+    "skip every batch" would then empty that epoch. "All" is ``epoch_length``, the batches the
+    Trainer takes of an epoch: with ``limit_train_batches`` that is fewer than the sampler has, and
+    the epoch ends with the sampler's pass unfinished (issue 26: counted against the sampler's
+    length, the next epoch started that many batches into its order). Where a restore continues
+    is decided in :mod:`neuroenc.training.checkpointing` (the resume rule); this is the loader's
+    half of it.
     """
 
     batch_sampler: SessionBatchSampler
@@ -163,9 +167,11 @@ class ResumableLoader(DataLoader):
             self.batches_served += 1
             yield batch
 
-    def state_dict(self) -> dict:
+    def state_dict(self, epoch_length: int | None = None) -> dict:
+        """``epoch_length``: the batches an epoch takes (``Trainer.num_training_batches``); None: all."""
         epoch, served = self.batch_sampler.epoch, self.batches_served
-        if served >= len(self.batch_sampler):
+        end = len(self.batch_sampler) if epoch_length is None else min(len(self.batch_sampler), epoch_length)
+        if served >= end:
             epoch, served = epoch + 1, 0
         return {"epoch": epoch, "batches_served": served}
 

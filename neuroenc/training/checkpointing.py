@@ -19,7 +19,22 @@ first as an epoch whose end is still to run and counts that epoch twice, so the 
 skipped (the bug of issue 15: 66 steps instead of 99), and the second as past the validation,
 so it is lost. A trigger that falls on such a batch is left to the save after validation,
 which follows within the same step (where no validation runs, as with ``limit_val_batches=0``,
-the trigger is dropped: the run resumes from an earlier point, still exactly).
+the trigger is dropped: the run resumes from an earlier point, still exactly). Nor at
+``on_train_end``, where Lightning 2.6 writes ``last.ckpt`` for a callback that wrote none in
+this process: restored there, a run finds its training done before the loop starts and never
+runs ``on_train_start``.
+
+Neither kind of point counts where
+
+3. gradients wait for the next optimizer step (``accumulate_grad_batches``: a trigger or a
+   validation between the micro-batches of a step): ``.grad`` is in no checkpoint, so a
+   restored run would step without the micro-batches before it;
+4. ``max_steps`` is reached: restored there, Lightning finds training done before it starts
+   the loop, so it neither runs ``on_train_start`` nor counts the unfinished epoch that the
+   uninterrupted run counts.
+
+There the point is skipped the same way: a run killed after it repeats the steps since the
+checkpoint before (the best checkpoint is still written after such a validation).
 
 The best checkpoint by ``val_bps_overall`` is written after validation too. Everything a
 resumed run needs to write the same ``metrics.json`` and ``per_neuron.csv`` is callback state
@@ -40,7 +55,17 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from neuroenc import atomic
 
 
-class AfterValidation(ModelCheckpoint):
+class _AtRestorePoints(ModelCheckpoint):
+    """A ``ModelCheckpoint`` with Lightning's saves at the end of an epoch and of training turned off."""
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        return  # never here (see the module docstring)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        return  # nor here
+
+
+class AfterValidation(_AtRestorePoints):
     """The best checkpoint by ``val_bps_overall`` and ``last.ckpt`` after every validation (rule 2),
     whether or not the score improved (Lightning's own ``save_last`` skips it when it did not)."""
 
@@ -50,18 +75,16 @@ class AfterValidation(ModelCheckpoint):
                          monitor="val_bps_overall", mode="max", save_last=True, enable_version_counter=False,
                          save_on_train_epoch_end=False)
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        return  # never here (see the module docstring)
-
     def on_validation_end(self, trainer, pl_module) -> None:
         if self._should_skip_saving_checkpoint(trainer):
             return
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
-        self._save_last_checkpoint(trainer, candidates)
+        if _restorable(trainer):
+            self._save_last_checkpoint(trainer, candidates)
 
 
-class MidEpoch(ModelCheckpoint):
+class MidEpoch(_AtRestorePoints):
     """``last.ckpt`` on a step or time trigger, after a batch that is not its epoch's last (rule 1)."""
 
     def __init__(self, dirpath: Path, **trigger):
@@ -69,12 +92,9 @@ class MidEpoch(ModelCheckpoint):
                          save_on_train_epoch_end=False, **trigger)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if _validation_may_follow(trainer, batch_idx):
-            return  # rule 2 covers it: restored from here, Lightning would skip that validation
+        if _validation_may_follow(trainer, batch_idx) or not _restorable(trainer):
+            return  # rule 2 covers the first: restored from here, Lightning would skip that validation
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        return
 
     def on_validation_end(self, trainer, pl_module) -> None:
         return
@@ -86,6 +106,16 @@ def _validation_may_follow(trainer, batch_idx: int) -> bool:
         return True
     every = trainer.val_check_batch
     return isinstance(every, int) and (batch_idx + 1) % every == 0
+
+
+def _restorable(trainer) -> bool:
+    """Neither rule 3 (gradients of micro-batches wait for the optimizer step) nor rule 4 (``max_steps``
+    reached) keeps ``last.ckpt`` from being written here."""
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # batches of this epoch trained
+    # Lightning steps after every accumulate_grad_batches batches and after the epoch's last
+    gradients_pending = done % trainer.accumulate_grad_batches != 0 and done < trainer.num_training_batches
+    steps_done = trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps
+    return not gradients_pending and not steps_done
 
 
 def checkpoint_callbacks(cfg, dirpath: Path) -> list[ModelCheckpoint]:

@@ -81,9 +81,22 @@ NEUTRAL_KEYS = ("resume", "logger", "checkpoint", "trainer.enable_progress_bar",
                 "data.num_workers", "data.cache_dir", "data.allow_no_validation")
 
 
+def refuse_inexact(cfg) -> None:
+    """Raise for a config under which a resumed run cannot end as the uninterrupted one would.
+
+    The other Trainer options that shape epochs, validation and checkpoints continue exactly
+    (:mod:`neuroenc.training.checkpointing`, tests/training/test_kill_matrix.py)."""
+    if cfg.trainer.get("max_time") is not None:
+        raise ConfigError("trainer.max_time", "a run that stops on the clock cannot be resumed exactly: where it stops "
+                                              "depends on the machine's speed, and the time trained after the last "
+                                              "checkpoint is not counted, so the resumed run trains longer. Give the "
+                                              "budget as trainer.max_steps or trainer.max_epochs, or start a new run")
+
+
 def checkpoint_to_continue(cfg, run_dir: Path) -> Path | None:
     """``run_dir/checkpoints/last.ckpt`` when ``cfg.resume`` asks to continue, after checking that
-    it was written with this config (apart from :data:`NEUTRAL_KEYS`); None for a new run.
+    it was written with this config (apart from :data:`NEUTRAL_KEYS`) and that the config can be
+    continued exactly (:func:`refuse_inexact`); None for a new run.
 
     The check reads the file with :func:`~neuroenc.training.loading.read_checkpoint` (no code runs), so a
     checkpoint with pickled objects is refused before Lightning's own loader opens it."""
@@ -91,6 +104,7 @@ def checkpoint_to_continue(cfg, run_dir: Path) -> Path | None:
 
     if not requested(cfg.resume):
         return None
+    refuse_inexact(cfg)
     path = Path(run_dir) / LAST
     if not path.exists():
         raise ConfigError("resume", f"{str(run_dir)!r} has no {LAST} to continue from")

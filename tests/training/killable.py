@@ -6,7 +6,10 @@ sent when the file appears: no sleeps decide where a run dies.
 
 Events:
     batch:N         after training step N, before any checkpoint of that step
+    accumulated:N   after a batch whose gradients wait for the next optimizer step (accumulate_grad_batches),
+                    at global step N, after that batch's checkpoints
     validated:E     after the validation of epoch E is recorded, before its checkpoints
+    checkpointed:N  after a validation at global step N and the checkpoints written after it
     saved:N         right after last.ckpt of global step N was renamed into place
     saving:N        inside the write of last.ckpt of step N: half of it in the temporary file
     summary         after the last epoch, before metrics.json is written
@@ -62,6 +65,24 @@ def install() -> None:
                 pause()
 
         summary.RunSummary.on_train_batch_end = on_train_batch_end
+    elif kind == "accumulated":
+        from neuroenc.training.module import EncoderModule
+
+        def after_batch(self, outputs, batch, batch_idx):  # the module's hook runs after the callbacks'
+            stepped = (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0 or \
+                batch_idx + 1 >= self.trainer.num_training_batches  # Lightning steps on an epoch's last batch
+            if self.global_step == int(arg) and not stepped:
+                pause()
+
+        EncoderModule.on_train_batch_end = after_batch
+    elif kind == "checkpointed":
+        from neuroenc.training.module import EncoderModule
+
+        def after_validation(self):  # the module's hook runs after the callbacks' (checkpoints)
+            if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking and self.global_step == int(arg):
+                pause()
+
+        EncoderModule.on_validation_end = after_validation
     elif kind == "validated":
         original_val = summary.RunSummary.on_validation_end
 

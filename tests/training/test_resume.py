@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import MICRO, compose_config, run_cli
+from conftest import MICRO, MICRO_RUN, compose_config, run_cli
 
 from neuroenc.config.validate import ConfigError
 from neuroenc.data.windows import ResumableLoader, SessionBatchSampler
@@ -20,6 +20,7 @@ from neuroenc.training.build import build_encoder_without_data
 from neuroenc.training.checkpointing import AtomicCheckpointIO
 from neuroenc.training.module import EncoderModule
 from neuroenc.training.resume import find_run, search_root
+from neuroenc.training.run import train
 
 STEPS_PER_EPOCH = 6  # MICRO: 2 sessions x 6 trials x 4 windows / batches of 8 (one session per batch)
 ARGS = [*MICRO, "trainer.max_epochs=2", "checkpoint.every_n_train_steps=2", "checkpoint.every_n_minutes=null",
@@ -92,6 +93,17 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_metrics(tmp_path):
     assert (run_dir / ".hydra" / "config.yaml").exists()  # the resolved config of the original command
 
 
+def test_resume_refuses_trainer_max_time_before_training(micro_run):
+    run_dir, _ = micro_run
+    last = run_dir / "checkpoints" / "last.ckpt"
+    before = last.stat().st_mtime_ns
+    # the stopping point of a run on the clock depends on the machine: no resumed run can end where it would
+    with pytest.raises(ConfigError, match="max_steps or trainer.max_epochs") as e:
+        train(compose_config([*MICRO_RUN, "trainer.max_time=00:00:05:00", f"resume={run_dir}"]), run_dir)
+    assert e.value.key == "trainer.max_time"
+    assert last.stat().st_mtime_ns == before
+
+
 def _epoch_batches(sampler: SessionBatchSampler, epoch: int) -> list[list[int]]:
     sampler.set_epoch(epoch)
     return list(sampler)
@@ -114,6 +126,16 @@ def test_loader_state_continues_an_epoch_in_the_same_order_after_the_batches_see
     assert seen + rest == _epoch_batches(SessionBatchSampler(sessions, 4, shuffle=True, seed=1), 3)
     assert len(resumed) == len(seen) + len(rest)  # Lightning counts the skipped batches as done
     assert [b.tolist() for b in resumed] == seen + rest  # the skip applies to one pass only
+
+
+def test_loader_state_after_an_epoch_cut_short_by_the_trainer_is_the_next_epoch_at_its_first_batch():
+    sessions = np.repeat([0, 1], [20, 12])  # 8 batches of 4
+    loader = ResumableLoader(list(range(32)), SessionBatchSampler(sessions, 4, shuffle=True, seed=1))
+    it = iter(loader)
+    for _ in range(3):  # limit_train_batches=3: the Trainer takes no more of this epoch
+        next(it)
+    assert loader.state_dict(epoch_length=3) == {"epoch": 1, "batches_served": 0}
+    assert loader.state_dict(epoch_length=5) == {"epoch": 0, "batches_served": 3}  # mid-epoch
 
 
 def test_lightning_gives_the_session_sampler_a_new_order_every_epoch(tmp_path):
