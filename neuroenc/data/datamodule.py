@@ -216,7 +216,7 @@ class SessionDataModule(L.LightningDataModule):
             return {}
         # the Trainer's epoch, which limit_train_batches makes shorter than the loader's
         length = self.trainer.num_training_batches if self.trainer is not None else None
-        return {"train_loader": self.train_loader.state_dict(length if length != float("inf") else None)}
+        return {"train_loader": self.train_loader.state_dict(int(length) if length not in (None, float("inf")) else None)}
 
     def load_state_dict(self, state: dict) -> None:
         if "train_loader" in state:
