@@ -134,3 +134,34 @@ def test_a_known_shifter_offset_moves_the_readout_centres_by_that_many_pixels():
         last.bias.copy_(torch.tensor([2.0, -1.0]))
     after = health.readout_centers_px(encoder, session, info.behavior_dim)
     np.testing.assert_allclose((after - before).numpy(), [[2.0, -1.0]] * len(before), atol=1e-5)
+
+
+def test_the_health_figures_are_scored_on_the_best_checkpoint_not_the_weights_training_ended_with(micro_run):
+    """health_figures loads the best checkpoint into the module before scoring: with the module's
+    weights made to differ from the best ones (as the last epoch's may), the shuffled score is the
+    one the run recorded for its best checkpoint, and the module ends holding the best weights."""
+    from types import SimpleNamespace
+
+    from conftest import MICRO_RUN, compose_config
+
+    from neuroenc.training.build import build_datamodule, build_module
+    from neuroenc.training.loading import read_checkpoint
+    from neuroenc.training.run import health_figures
+
+    _, metrics = micro_run
+    cfg = compose_config(MICRO_RUN)
+    dm = build_datamodule(cfg)
+    dm.prepare_data()
+    dm.setup()
+    module = build_module(cfg, dm.info)
+    best = read_checkpoint(metrics["best_checkpoint"])["state_dict"]
+    module.load_state_dict(best)
+    with torch.no_grad():  # weights training might have ended with: not the best ones
+        for p in module.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    shuffled_from_these = health.stimulus_shuffled_score(module, dm, cfg.seed)
+    figures = health_figures(cfg, module, dm, SimpleNamespace(best_model_path=metrics["best_checkpoint"]))
+    assert figures["val_bps_stimulus_shuffled"] == metrics["val_bps_stimulus_shuffled"]
+    assert figures["val_bps_stimulus_shuffled"] != shuffled_from_these
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, best[k]), k
