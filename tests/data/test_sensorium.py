@@ -105,7 +105,7 @@ def test_converted_sessions_train_with_the_default_shifter_reading_the_pupil_cen
 
     quiet_convert(src, tmp_path / "sessions")
     cfg = compose_config(["data=sessions", f"data.root={tmp_path / 'sessions'}", "data.window=16", "data.burn_in=4",
-                          "data.batch_size=4", *SMALL_FRAMES_MODEL, "trainer.max_epochs=1", "trainer.max_steps=2",
+                          "data.batch_size=4", *SMALL_FRAMES_MODEL, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                           "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "eval_init=true"])
     assert cfg.shifter.required is False  # the default, shifter=auto: it is on only because the columns are there
     result = train(cfg, tmp_path / "run")  # scores the whole val split (oracle tier), then two steps
