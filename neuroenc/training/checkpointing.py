@@ -3,7 +3,7 @@
 THE RESUME RULE. A restored run continues with the first thing its checkpoint does not
 contain: the next training batch of the epoch if batches are left, else that epoch's
 validation if it was due and is not in the checkpoint, else the first batch of the next epoch.
-To make that hold, ``last.ckpt`` is written only at the two kinds of point from which Lightning's
+To make that hold, ``last.ckpt`` is written only at the kinds of point from which Lightning's
 loops and our loader restore exactly:
 
 1. after a training batch that is neither the last of its epoch nor one after which validation
@@ -11,7 +11,12 @@ loops and our loader restore exactly:
    batch and the loader skips the batches done (:class:`~neuroenc.data.windows.ResumableLoader`);
 2. after every validation (``on_validation_end``), at the epoch's end or within it: Lightning
    resumes "on last" -- it neither trains that batch again nor validates again -- and, at an
-   epoch's end, starts the next epoch at its first batch.
+   epoch's end, starts the next epoch at its first batch;
+3. at the end of training, where Lightning (2.6) writes it for a callback that wrote none in the
+   process (a run too short for its time trigger, one that ends on ``max_steps`` before any
+   validation): restored there, training is done and the run only writes its outputs
+   (:class:`~neuroenc.training.callbacks.summary.RunSummary` records that resumption, for which
+   Lightning runs no ``on_train_start``).
 
 Never at ``on_train_epoch_end`` (Lightning's default when validation runs once per epoch) and
 never after a batch that validation follows, before that validation: Lightning restores the
@@ -19,22 +24,19 @@ first as an epoch whose end is still to run and counts that epoch twice, so the 
 skipped (the bug of issue 15: 66 steps instead of 99), and the second as past the validation,
 so it is lost. A trigger that falls on such a batch is left to the save after validation,
 which follows within the same step (where no validation runs, as with ``limit_val_batches=0``,
-the trigger is dropped: the run resumes from an earlier point, still exactly). Nor at
-``on_train_end``, where Lightning 2.6 writes ``last.ckpt`` for a callback that wrote none in
-this process: restored there, a run finds its training done before the loop starts and never
-runs ``on_train_start``.
+the trigger is dropped: the run resumes from an earlier point, still exactly).
 
-Neither kind of point counts where
+Points of the first two kinds are skipped the same way where (issue 26)
 
-3. gradients wait for the next optimizer step (``accumulate_grad_batches``: a trigger or a
-   validation between the micro-batches of a step): ``.grad`` is in no checkpoint, so a
-   restored run would step without the micro-batches before it;
-4. ``max_steps`` is reached: restored there, Lightning finds training done before it starts
-   the loop, so it neither runs ``on_train_start`` nor counts the unfinished epoch that the
-   uninterrupted run counts.
+- gradients wait for the next optimizer step (``accumulate_grad_batches``: a trigger or a
+  validation between the micro-batches of a step): ``.grad`` is in no checkpoint, so a
+  restored run would step without the micro-batches before it;
+- ``max_steps`` is reached: restored there, within the epoch, Lightning finds training done
+  before it enters the loop and so never counts the unfinished epoch, which the uninterrupted
+  run counts when its loop ends (a save of the third kind comes after that).
 
-There the point is skipped the same way: a run killed after it repeats the steps since the
-checkpoint before (the best checkpoint is still written after such a validation).
+A run killed after a skipped point repeats the steps since the checkpoint before (the best
+checkpoint is still written after such a validation).
 
 The best checkpoint by ``val_bps_overall`` is written after validation too. Everything a
 resumed run needs to write the same ``metrics.json`` and ``per_neuron.csv`` is callback state
@@ -55,17 +57,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from neuroenc import atomic
 
 
-class _AtRestorePoints(ModelCheckpoint):
-    """A ``ModelCheckpoint`` with Lightning's saves at the end of an epoch and of training turned off."""
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        return  # never here (see the module docstring)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        return  # nor here
-
-
-class AfterValidation(_AtRestorePoints):
+class AfterValidation(ModelCheckpoint):
     """The best checkpoint by ``val_bps_overall`` and ``last.ckpt`` after every validation (rule 2),
     whether or not the score improved (Lightning's own ``save_last`` skips it when it did not)."""
 
@@ -74,6 +66,9 @@ class AfterValidation(_AtRestorePoints):
         super().__init__(dirpath=dirpath, filename="best-epoch{epoch:03d}-step{step}", auto_insert_metric_name=False,
                          monitor="val_bps_overall", mode="max", save_last=True, enable_version_counter=False,
                          save_on_train_epoch_end=False)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        return  # never here (see the module docstring)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if self._should_skip_saving_checkpoint(trainer):
@@ -84,7 +79,7 @@ class AfterValidation(_AtRestorePoints):
             self._save_last_checkpoint(trainer, candidates)
 
 
-class MidEpoch(_AtRestorePoints):
+class MidEpoch(ModelCheckpoint):
     """``last.ckpt`` on a step or time trigger, after a batch that is not its epoch's last (rule 1)."""
 
     def __init__(self, dirpath: Path, **trigger):
@@ -95,6 +90,9 @@ class MidEpoch(_AtRestorePoints):
         if _validation_may_follow(trainer, batch_idx) or not _restorable(trainer):
             return  # rule 2 covers the first: restored from here, Lightning would skip that validation
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        return
 
     def on_validation_end(self, trainer, pl_module) -> None:
         return
@@ -109,8 +107,8 @@ def _validation_may_follow(trainer, batch_idx: int) -> bool:
 
 
 def _restorable(trainer) -> bool:
-    """Neither rule 3 (gradients of micro-batches wait for the optimizer step) nor rule 4 (``max_steps``
-    reached) keeps ``last.ckpt`` from being written here."""
+    """Whether neither gradients of micro-batches wait for the optimizer step nor ``max_steps`` is reached,
+    the two cases in which a point of rule 1 or 2 is skipped."""
     done = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # batches of this epoch trained
     # Lightning steps after every accumulate_grad_batches batches and after the epoch's last
     gradients_pending = done % trainer.accumulate_grad_batches != 0 and done < trainer.num_training_batches

@@ -57,6 +57,7 @@ class RunSummary(L.Callback):
         self.step_times: list[float] = []
         self.init_scores: dict | None = None
         self.resumed_at: list[int] = []  # global steps at which the run was resumed
+        self._start_noted = False  # whether this process's start is in resumed_at (if it was a resumption)
         self._t0 = 0.0
         self._fit_start = time.perf_counter()
         self._before = {"wall_time_s": 0.0, "step_time_sum": 0.0, "step_count": 0}  # earlier processes
@@ -73,8 +74,17 @@ class RunSummary(L.Callback):
         self._before = {k: state[k] for k in self._before}
 
     def on_train_start(self, trainer, pl_module):
-        if trainer.ckpt_path is not None:
+        self._note_start(trainer)
+
+    def on_fit_end(self, trainer, pl_module):
+        # restored from the checkpoint written at the end of training, Lightning skips the training
+        # loop and its on_train_start: nothing was trained, so global_step is still the checkpoint's
+        self._note_start(trainer)
+
+    def _note_start(self, trainer) -> None:
+        if trainer.ckpt_path is not None and not self._start_noted:
             self.resumed_at.append(trainer.global_step)
+        self._start_noted = True
 
     def _wall_time(self) -> float:
         # not Lightning's Timer: that times the fit's training stage only (not the initial validation or the
