@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroenc import atomic
-from neuroenc.data.sessions import SPLITS, open_session, open_sessions
+from neuroenc.data.sessions import SPLITS, open_session, open_sessions, valid_bins
 
 REPORT_FILE = "import_report.json"
 
@@ -32,8 +32,9 @@ def session_figures(session) -> dict:
     counts, train_counts, n_valid = np.zeros(width), np.zeros(width), 0
     for a in range(0, n, 1 << 15):  # chunked: a long recording's responses need not fit in memory
         b = min(a + (1 << 15), n)
-        valid = session.valid(a, b)
-        robs = np.where(valid, np.nan_to_num(session.reader("robs").read(a, b).astype(np.float64)), 0.0)
+        raw = session.reader("robs").read(a, b)
+        valid = valid_bins(raw, None if session.dfs is None else session.reader("dfs").read(a, b))
+        robs = np.where(valid, np.nan_to_num(raw.astype(np.float64)), 0.0)
         counts += robs.sum(0)
         train_counts += robs[train[a:b]].sum(0)
         n_valid += int(valid.sum())
