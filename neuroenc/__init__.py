@@ -1,4 +1,4 @@
-"""neuroenc: encoding models of visual cortex (frontend -> core -> modulator -> readout)."""
+"""neuroenc: encoding models of visual cortex (frontend -> convnet -> modulator -> readout)."""
 
 __version__ = "0.1.0"
 

@@ -36,15 +36,15 @@ from neuroenc.training.build import build_encoder_without_data, parse_input_shap
 
 def named_stages(encoder: Encoder) -> list[tuple[str, str, nn.Module]]:
     """``(component, stage, module)`` in data order; each module outputs ``(B, C, T, H, W)``."""
-    core = encoder.convnet
-    named = getattr(core, "named_stages", None)
+    convnet = encoder.convnet
+    named = getattr(convnet, "named_stages", None)
     if named is not None:
         inner = named()
     else:
-        inner = [(f"stage {i}", m) for i, m in enumerate(getattr(core, "stages", []))]
+        inner = [(f"stage {i}", m) for i, m in enumerate(getattr(convnet, "stages", []))]
     frames = [] if encoder.to_frames is None else [("encoder", "steps to frames", encoder.to_frames)]
     return [("frontend", "frontend", encoder.frontend), *(("convnet", n, m) for n, m in inner),
-            ("convnet", "output", core), ("modulator", "output", encoder.modulator), *frames]
+            ("convnet", "output", convnet), ("modulator", "output", encoder.modulator), *frames]
 
 
 def _is_transformer(module: nn.Module) -> bool:

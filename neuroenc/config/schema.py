@@ -120,7 +120,7 @@ class TokenizerConfig:
 
 @dataclass
 class TemporalTransformerConfig:
-    """Fields shared by the cores that end in causal temporal transformer blocks."""
+    """Fields shared by the convnets that end in causal temporal transformer blocks."""
 
     embedding_dim: int = MISSING
     num_temporal_blocks: int = MISSING
@@ -208,9 +208,11 @@ class TrainerConfig:
     max_epochs: Optional[int] = MISSING
     max_steps: int = MISSING
     max_time: Optional[str] = MISSING
-    limit_train_batches: Optional[float] = MISSING
-    limit_val_batches: Optional[float] = MISSING
-    val_check_interval: Optional[float] = MISSING
+    # Lightning reads an int as a number of batches and a float as a fraction of the epoch, so these
+    # stay untyped here (a float type would turn `=1` into 1.0, all batches); check() enforces the rule
+    limit_train_batches: Any = MISSING
+    limit_val_batches: Any = MISSING
+    val_check_interval: Any = MISSING
     check_val_every_n_epoch: Optional[int] = MISSING
     accelerator: str = MISSING
     devices: Any = MISSING
@@ -297,7 +299,7 @@ class Config:
     seed: int = MISSING
     eval_init: bool = MISSING  # score the untrained model on the val split before fitting
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    # torch.compile the frontend, the core and the modulator's recurrence step (inductor; on the
+    # torch.compile the frontend, the convnet and the modulator's recurrence step (inductor; on the
     # CPU it needs a C++ compiler). python -m neuroenc.bench model compile=true measures the gain.
     compile: bool = MISSING
     # multiplies every channel width a config writes as ${scaled:N} (the experiment presets do),

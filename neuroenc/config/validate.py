@@ -48,7 +48,26 @@ def check(cfg: DictConfig) -> None:
             raise ConfigError(f"optim.{key}", f"must not be negative, got {o[key]}")
     if not 0 <= o.min_lr_ratio <= 1:
         raise ConfigError("optim.min_lr_ratio", f"must be in [0, 1], got {o.min_lr_ratio}")
+    for key in ("limit_train_batches", "limit_val_batches", "val_check_interval"):
+        problem = batch_count_problem(cfg.trainer[key])
+        if problem:
+            raise ConfigError(f"trainer.{key}", problem)
     for key in ("every_n_train_steps", "every_n_minutes"):
         v = cfg.checkpoint[key]
         if v is not None and v <= 0:
             raise ConfigError(f"checkpoint.{key}", f"must be positive, or null to turn this trigger off; got {v}")
+
+
+def batch_count_problem(value: object) -> str | None:
+    """What is wrong with a Lightning batch limit: an int counts batches, a float in [0, 1] is a
+    fraction of the epoch, null is the whole epoch; anything else is refused rather than guessed."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number of batches (int), a fraction of the epoch (float in [0, 1]) or null; got {value!r}"
+    if isinstance(value, int) and value < 0:
+        return f"a number of batches must not be negative, got {value}"
+    if isinstance(value, float) and not 0.0 <= value <= 1.0:
+        return (f"a float is a fraction of the epoch and must be in [0, 1], got {value}; "
+                f"write an int ({int(value)}) for a number of batches")
+    return None

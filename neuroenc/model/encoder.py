@@ -1,4 +1,4 @@
-"""The encoder: frontend -> core -> modulator -> the readout of the batch's session."""
+"""The encoder: frontend -> convnet -> modulator -> the readout of the batch's session."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuroenc.model.geometry import FeatureGrid
-from neuroenc.model.protocols import Core, Modulator, check_parts, temporal_stride
+from neuroenc.model.protocols import ConvNet, Modulator, check_parts, temporal_stride
 
 
 def step_ends(convnet: nn.Module, t: int) -> torch.Tensor:
-    """``(T',)`` the newest input frame each of the core's output steps has seen, for ``t`` frames.
+    """``(T',)`` the newest input frame each of the convnet's output steps has seen, for ``t`` frames.
 
-    Cores that keep every frame have no ``step_ends`` method: step i is frame i.
+    Convnets that keep every frame have no ``step_ends`` method: step i is frame i.
     """
     ends = getattr(convnet, "step_ends", None)
     return torch.arange(t) if ends is None else ends(t)
 
 
 class StepsToFrames(nn.Module):
-    """Frame t takes the features of the newest core step that ends at or before t; frames before
+    """Frame t takes the features of the newest convnet step that ends at or before t; frames before
     the first step take a learned 'no step yet' feature (``channels`` values, zero at the start)."""
 
     def __init__(self, channels: int):
@@ -51,9 +51,9 @@ class Encoder(nn.Module):
     Index 0 is the oldest frame; the rate at frame t depends on frames <= t only. One readout
     per session, keyed by session id; a batch holds windows of one session.
 
-    A core with a temporal stride (``convnet.temporal_stride > 1``: tubelets, strided stages)
+    A convnet with a temporal stride (``convnet.temporal_stride > 1``: tubelets, strided stages)
     returns ``T'`` steps, and step i has seen frames up to ``convnet.step_ends(T)[i]``. The
-    modulator then runs at the core's rate, on the behaviour of each step's newest frame (a
+    modulator then runs at the convnet's rate, on the behaviour of each step's newest frame (a
     recurrence over 37 token steps in place of 300 frames), and frame t gets the rates of the
     newest step that ends at or before t; frames before the first step get those of a learned
     'no step yet' feature. So nothing after t reaches frame t, and features are up to
@@ -61,7 +61,7 @@ class Encoder(nn.Module):
 
     With a ``shifter``, each step's eye position (the behaviour at the step's newest frame) moves
     where every neuron of the session reads, by the shifter's displacement in pixels, converted
-    to grid units through ``grid``: where the core's cells sit on a frame of ``frame_shape``
+    to grid units through ``grid``: where the convnet's cells sit on a frame of ``frame_shape``
     (:class:`~neuroenc.model.geometry.FeatureGrid`).
     """
 
@@ -78,7 +78,7 @@ class Encoder(nn.Module):
         self.shifter = shifter
         self.grid: FeatureGrid | None = None
         if frame_shape is not None:  # tuple(): some callers pass a list
-            self.grid = cast(Core, convnet).feature_grid(tuple(frame_shape))  # type: ignore[arg-type]
+            self.grid = cast(ConvNet, convnet).feature_grid(tuple(frame_shape))  # type: ignore[arg-type]
         if shifter is not None and self.grid is None:
             raise ValueError("a shifter needs the frame shape, to turn its pixels into grid units")
         if shifter is not None:  # a buffer: on the model's device, not copied there at every step
@@ -108,7 +108,7 @@ class Encoder(nn.Module):
         return self
 
     def compile_parts(self, **kwargs) -> "Encoder":
-        """``torch.compile`` the frontend, the core and the modulator in place (state-dict keys
+        """``torch.compile`` the frontend, the convnet and the modulator in place (state-dict keys
         unchanged, so checkpoints load either way). Readouts stay eager: one per session would
         mean one compiled graph per session.
 
@@ -123,7 +123,7 @@ class Encoder(nn.Module):
         return self
 
     def _indices(self, t: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """For windows of ``t`` frames: each core step's newest frame ``(T',)`` and, with a temporal
+        """For windows of ``t`` frames: each convnet step's newest frame ``(T',)`` and, with a temporal
         stride, where each frame finds its step among the ``1 + T'`` of ``to_frames``; on ``device``,
         made once per window length (not copied to the device at every step)."""
         key = (t, str(device))
@@ -134,18 +134,18 @@ class Encoder(nn.Module):
         return self._index_cache[key]
 
     def _at_steps(self, behavior: torch.Tensor, steps: int) -> torch.Tensor:
-        """``behavior (B, T, n_behavior)`` at the newest frame of each of the core's ``steps``."""
+        """``behavior (B, T, n_behavior)`` at the newest frame of each of the convnet's ``steps``."""
         if steps != behavior.shape[1]:
             behavior = behavior.index_select(1, self._indices(behavior.shape[1], behavior.device)[0])
         return behavior
 
-    def modulate(self, core: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
-        """The modulator on the core's steps ``(B, C, T', H', W')``, with each step's behaviour
+    def modulate(self, features: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        """The modulator on the convnet's steps ``(B, C, T', H', W')``, with each step's behaviour
         taken at the step's newest frame from ``behavior (B, T, n_behavior)``."""
-        return self.modulator(core, self._at_steps(behavior, core.shape[2]))
+        return self.modulator(features, self._at_steps(behavior, features.shape[2]))
 
     def shift(self, behavior: torch.Tensor, steps: int, session: str) -> torch.Tensor | None:
-        """The shifter's displacement of the readout positions at each of the core's ``steps``,
+        """The shifter's displacement of the readout positions at each of the convnet's ``steps``,
         ``(B, T', 2)`` in grid units (x, y); None without a shifter."""
         if self.shifter is None:
             return None
@@ -153,7 +153,7 @@ class Encoder(nn.Module):
         return pixels / self.pixels_per_unit.to(pixels.dtype)
 
     def steps(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
-        """Modulated features at the core's steps, ``(B, D, T', H', W')`` (``T' = T`` without a
+        """Modulated features at the convnet's steps, ``(B, D, T', H', W')`` (``T' = T`` without a
         temporal stride)."""
         if self.channels_last:
             stim = stim.contiguous(memory_format=torch.channels_last_3d)

@@ -1,4 +1,4 @@
-"""Frontends: what happens to each pixel's time course before the core.
+"""Frontends: what happens to each pixel's time course before the convnet.
 
 All take and return ``(B, C, T, H, W)`` with index 0 the oldest frame and are causal: output
 frame t depends on input frames <= t only.

@@ -1,6 +1,6 @@
-"""Where the cells of a core's feature map sit on the stimulus frame.
+"""Where the cells of a convnet's feature map sit on the stimulus frame.
 
-A core with spatial strides (strided convolutions, blur pooling, tubelets) returns a map of
+A convnet with spatial strides (strided convolutions, blur pooling, tubelets) returns a map of
 ``H' x W'`` cells, cell ``(i, j)`` centred on a pixel of the input frame that follows from its
 strides, kernels and padding. Readouts address the map in grid coordinates ``[-1, 1]`` (x, then
 y; ``grid_sample`` with ``align_corners=True``: -1 and 1 are the centres of the first and last

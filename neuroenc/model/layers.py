@@ -1,4 +1,4 @@
-"""Two building blocks shared by the cores: a causal 3-D convolution and a causal batch norm."""
+"""Two building blocks shared by the convnets: a causal 3-D convolution and a causal batch norm."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Modulators: mix behaviour into the core's features, causally, at the core's rate: one step per
+"""Modulators: mix behaviour into the convnet's features, causally, at the convnet's rate: one step per
 frame, or per core step when the core strides time (see :class:`neuroenc.model.encoder.Encoder`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 class NoModulator(nn.Module):
-    """``modulator=none``: core features pass through; behaviour is not used."""
+    """``modulator=none``: convnet features pass through; behaviour is not used."""
 
     def __init__(self, in_channels: int, behavior_dim: int = 0):
         super().__init__()
@@ -25,12 +25,12 @@ class NoModulator(nn.Module):
 
 
 class ConvGRUModulator(nn.Module):
-    """A convolutional GRU over time on the core features, with behaviour mixed in.
+    """A convolutional GRU over time on the convnet features, with behaviour mixed in.
 
     The behaviour at each step, ``(B, T, n_behavior)``, is embedded to ``beh_emb_dim`` and
     concatenated (broadcast over space) to that step's features. The input-to-gate
     convolution runs on all steps in one batched call; only the recurrence loops over time.
-    Input ``(B, C, T, H, W)`` with ``T`` the core's steps (the frames, unless the core strides
+    Input ``(B, C, T, H, W)`` with ``T`` the convnet's steps (the frames, unless the convnet strides
     time); output ``(B, hidden_dim, T, H, W)``, one map per step; step t's output depends on
     steps <= t only.
 

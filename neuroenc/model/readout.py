@@ -30,11 +30,11 @@ class GaussianReadout(nn.Module):
 
     Where a neuron starts matters more than anything else here: with its position far from its
     cell, its features see nothing that predicts its spikes, get no consistent gradient, and so
-    give the position and the core none either. ``init_positions='data'`` therefore starts each
+    give the position and the convnet none either. ``init_positions='data'`` therefore starts each
     neuron at its receptive field as estimated from the training data
     (:mod:`neuroenc.data.receptive_fields`), passed in as ``init_mean``; ``'uniform'`` starts it
     anywhere in ``[-0.5, 0.5]^2``. Feature weights start small and random (``feature_init_std``),
-    so the core gets a gradient from the first step.
+    so the convnet gets a gradient from the first step.
 
     Input ``(B, C, T, H, W)`` and optionally a per-step shift of every position ``(B, T, 2)`` in
     grid units (a shifter's eye correction); output rates ``(B, T, N)``.

@@ -50,6 +50,9 @@ def test_wrong_type_fails_at_composition_naming_the_key(override, key):
     (["convnet.stages=[{out_channels:8,stride:0}]"], "convnet.stages[0].stride"),
     (["convnet.stages=[{out_channels:8,dropout:-0.1}]"], "convnet.stages[0].dropout"),
     (["optim.lr=0"], "optim.lr"),
+    (["trainer.limit_train_batches=2.5"], "trainer.limit_train_batches"),
+    (["trainer.limit_val_batches=-1"], "trainer.limit_val_batches"),
+    (["trainer.val_check_interval=often"], "trainer.val_check_interval"),
 ])
 def test_impossible_value_fails_the_checks_naming_the_key(overrides, key):
     """Cross-group checks (``check``), then the constructors, whose argument the build names by key;
@@ -119,3 +122,11 @@ def test_schemas_are_not_options():
     with pytest.raises(ConfigCompositionException, match="Could not find 'convnet/resnet_schema'"):
         compose_config(["convnet=resnet_schema"])
     assert "schema" not in groups() and not any(o.endswith("_schema") for opts in groups().values() for o in opts)
+
+
+@pytest.mark.parametrize("value,kind", [("1", int), ("1.0", float), ("0.25", float), ("null", type(None))])
+def test_a_batch_limit_keeps_the_type_lightning_reads_it_by(value, kind):
+    """``limit_train_batches=1`` is one batch, ``=1.0`` the whole epoch: the int must not become a float."""
+    cfg = compose_config([f"trainer.limit_train_batches={value}"])
+    check(cfg)
+    assert type(cfg.trainer.limit_train_batches) is kind

@@ -16,7 +16,7 @@ from neuroenc.data.sessions import open_sessions
 TIERS = ["train", "oracle", "train", "none", "live_test_main", "train", "live_test_bonus", "final_test_main",
          "train", "final_test_bonus", "oracle"]
 ALLOC = 40
-# TINY_MODEL with a strided core: Sensorium's 36x64 frames are larger than TINY_DATA's
+# TINY_MODEL with a strided convnet: Sensorium's 36x64 frames are larger than TINY_DATA's
 SMALL_FRAMES_MODEL = [o if not o.startswith("convnet.stages") else
                       "convnet.stages=[{out_channels:8,kernel_size:[3,3,3],stride:4}]" for o in TINY_MODEL]
 

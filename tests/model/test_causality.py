@@ -61,7 +61,7 @@ def make_encoder(frontend, convnet, modulator):
 def assert_causal(encoder, t0: int, what: str = "stim"):
     """In training mode too: each forward pass draws the same readout noise (seeded), and the
     norms' batch statistics are per frame."""
-    """Frames before ``t0`` are unchanged; later ones change if any core step reads frame ``t0``
+    """Frames before ``t0`` are unchanged; later ones change if any convnet step reads frame ``t0``
     (with a temporal stride, the behaviour of frames between step ends is never read, and the
     stimulus of frames after the last step end only reaches the next window)."""
     ends = step_ends(encoder.convnet, T)
@@ -109,7 +109,7 @@ def test_temporal_stride_runs_the_modulator_at_the_cores_rate():
     assert step_ends(encoder.convnet, T).tolist() == list(range(0, T, 2))
     stim, beh = torch.randn(2, 1, T, H, W), torch.randn(2, T, NB)
     with torch.no_grad():
-        core = encoder.convnet(encoder.frontend(stim))
+        convnet = encoder.convnet(encoder.frontend(stim))
         frames = encoder.features(stim, beh)
-    assert core.shape[2] == T // 2 and frames.shape[2] == T
+    assert convnet.shape[2] == T // 2 and frames.shape[2] == T
     torch.testing.assert_close(frames[:, :, 1::2], frames[:, :, 0::2], rtol=0, atol=0)  # frame 2i+1 reuses step i

@@ -1,5 +1,5 @@
 """Readout positions and stimulus pixels agree: a readout placed at pixel (x, y) reads what that
-pixel drove, for every core's strides, kernels, padding and pooling."""
+pixel drove, for every convnet's strides, kernels, padding and pooling."""
 
 import pytest
 import torch
@@ -40,26 +40,26 @@ def gradient_centroid(fn, stim: torch.Tensor) -> torch.Tensor:
     return torch.stack([(g * xx).sum(), (g * yy).sum()]) / g.sum()
 
 
-def cell_centroid(core, cell: tuple[int, int]) -> torch.Tensor:
+def cell_centroid(convnet, cell: tuple[int, int]) -> torch.Tensor:
     stim = torch.ones(1, 1, T, H, W)  # constant, so no input weighs one side more than the other
-    return gradient_centroid(lambda s: core(s)[0, :, -1, cell[0], cell[1]].sum(), stim)
+    return gradient_centroid(lambda s: convnet(s)[0, :, -1, cell[0], cell[1]].sum(), stim)
 
 
 @pytest.mark.parametrize("stages", RESNET_STAGES)
 @pytest.mark.parametrize("where", [(0.5, 0.5), (0.4, 0.6), (0.6, 0.35)])
 def test_resnet_cells_sit_where_their_input_gradient_is(stages, where):
     """Cells away from the frame's edge (where zero padding would cut their field short)."""
-    core = symmetric(ResNet(1, RESNET_STAGES[stages]))
-    grid = core.feature_grid((H, W))
+    convnet = symmetric(ResNet(1, RESNET_STAGES[stages]))
+    grid = convnet.feature_grid((H, W))
     cell = y, x = tuple(round(f * (n - 1)) for f, n in zip(where, grid.shape))
     expect = torch.tensor([grid.offset[1] + x * grid.step[1], grid.offset[0] + y * grid.step[0]], dtype=torch.float64)
-    torch.testing.assert_close(cell_centroid(core, cell), expect, atol=0.05, rtol=0)
+    torch.testing.assert_close(cell_centroid(convnet, cell), expect, atol=0.05, rtol=0)
 
 
 def test_feature_grid_shape_matches_the_core_output():
     for stages in RESNET_STAGES.values():
-        core = ResNet(1, stages).eval()
-        assert core.feature_grid((H, W)).shape == tuple(core(torch.zeros(1, 1, T, H, W)).shape[-2:])
+        convnet = ResNet(1, stages).eval()
+        assert convnet.feature_grid((H, W)).shape == tuple(convnet(torch.zeros(1, 1, T, H, W)).shape[-2:])
     hybrid = Hybrid(1, RESNET_STAGES["strided"], embedding_dim=8, num_heads=2, ff_dim=8).eval()
     assert hybrid.feature_grid((H, W)).shape == tuple(hybrid(torch.zeros(1, 1, T, H, W)).shape[-2:])
 
@@ -82,9 +82,9 @@ def test_tubelet_cells_sit_at_their_tubelet_centres(tokenizer):
 
 @pytest.mark.parametrize("pixel", [(20.0, 14.0), (31.0, 17.5), (36.5, 21.0)])
 def test_a_readout_placed_at_a_pixel_reads_that_pixel(pixel):
-    core = symmetric(ResNet(1, RESNET_STAGES["strided"]))
-    readout = GaussianReadout(core.out_channels, 1, init_positions="uniform")
-    encoder = Encoder(PixelFrontend(1), core, NoModulator(core.out_channels), {"s": readout},
+    convnet = symmetric(ResNet(1, RESNET_STAGES["strided"]))
+    readout = GaussianReadout(convnet.out_channels, 1, init_positions="uniform")
+    encoder = Encoder(PixelFrontend(1), convnet, NoModulator(convnet.out_channels), {"s": readout},
                       frame_shape=(H, W)).eval()
     with torch.no_grad():
         readout.mean.copy_(encoder.grid.to_grid(torch.tensor([pixel], dtype=torch.float64)).float())

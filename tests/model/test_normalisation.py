@@ -11,23 +11,23 @@ from neuroenc.model.layers import FrameBatchNorm
 STAGES = [{"out_channels": 6, "kernel_size": [3, 3, 3], "stride": 2},
           {"out_channels": 6, "kernel_size": [3, 3, 3], "stride": 2, "pool": "aablur"}]
 TRANSFORMER = dict(embedding_dim=8, num_heads=2, ff_dim=16, num_temporal_blocks=1)
-CORES = {
+CONVNETS = {
     "resnet": lambda: ResNet(1, STAGES),
     "vivit": lambda: ViViT(1, {"stride": [4, 4, 4]}, num_spatial_blocks=1, **TRANSFORMER),
     "hybrid": lambda: Hybrid(1, STAGES, **TRANSFORMER),
 }
 
 
-@pytest.mark.parametrize("core", CORES)
-def test_doubling_the_stimulus_contrast_changes_the_untrained_cores_output(core):
+@pytest.mark.parametrize("convnet", CONVNETS)
+def test_doubling_the_stimulus_contrast_changes_the_untrained_convnets_output(convnet):
     torch.manual_seed(0)
-    net = CORES[core]()
+    net = CONVNETS[convnet]()
     stim = torch.randn(2, 1, 16, 16, 24)
     with torch.no_grad():
         for _ in range(30):  # the norms' running statistics of this stimulus, as after a few steps
             net.train()(stim)
         once, twice = net.eval()(stim), net(2 * stim)
-    # a per-position norm over channels would make these equal; a contrast-keeping core does not
+    # a per-position norm over channels would make these equal; a contrast-keeping convnet does not
     assert (twice - once).abs().mean() > 0.1 * once.abs().mean()
     assert twice.abs().mean() > once.abs().mean()
 

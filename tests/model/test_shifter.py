@@ -30,10 +30,10 @@ def fabricated_batch(gen: torch.Generator, batch: int = 32, frames: int = 4):
 def test_learned_shift_matches_the_eye_shift_in_the_data():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    core = ResNet(1, [{"out_channels": 4, "kernel_size": [1, 1, 1]}])
+    convnet = ResNet(1, [{"out_channels": 4, "kernel_size": [1, 1, 1]}])
     shifter = MLPShifter(["eye_x", "eye_y", "running"], ["s"], hidden=[8])
-    readout = GaussianReadout(core.out_channels, len(CELLS), mean_rate=[0.8] * len(CELLS), init_std=0.01)
-    encoder = Encoder(PixelFrontend(1), core, NoModulator(4), {"s": readout}, shifter=shifter, frame_shape=(H, W))
+    readout = GaussianReadout(convnet.out_channels, len(CELLS), mean_rate=[0.8] * len(CELLS), init_std=0.01)
+    encoder = Encoder(PixelFrontend(1), convnet, NoModulator(4), {"s": readout}, shifter=shifter, frame_shape=(H, W))
     with torch.no_grad():  # readouts at the cells, as the data-driven init puts them
         readout.mean.copy_(encoder.grid.to_grid(CELLS.double()).float())
     opt = torch.optim.Adam(encoder.parameters(), lr=0.02)

@@ -1,4 +1,4 @@
-"""The ViViT and hybrid cores: token grids, causal token-to-frame map, geometry, attention masks,
+"""The ViViT and hybrid convnets: token grids, causal token-to-frame map, geometry, attention masks,
 token dropout, and config errors that name the key."""
 
 import pytest
@@ -58,10 +58,10 @@ def test_frame_t_gets_the_newest_token_ending_at_or_before_t(tokenizer, ends):
     torch.testing.assert_close(rates, readout(out), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("core", ["vivit", "hybrid"])
-def test_blob_in_top_right_of_stimulus_drives_top_right_of_a_non_square_map(core):
+@pytest.mark.parametrize("convnet", ["vivit", "hybrid"])
+def test_blob_in_top_right_of_stimulus_drives_top_right_of_a_non_square_map(convnet):
     torch.manual_seed(0)
-    if core == "vivit":
+    if convnet == "vivit":
         net = ViViT(1, {"stride": [4, 4, 4]}, **SMALL).eval()  # 36x64 -> 9x16 tokens
     else:
         net = Hybrid(1, [{"out_channels": 8, "kernel_size": [1, 3, 3], "stride": 2},

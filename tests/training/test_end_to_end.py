@@ -9,7 +9,7 @@ from conftest import TINY_DATA, run_cli
 from neuroenc.metrics import neuron_mean_clamped_bps
 
 # Small enough to train in a minute, learnable enough to beat the null model in that minute:
-# simple cells only, no eye movements, and a core wide enough to find their receptive fields.
+# simple cells only, no eye movements, and a convnet wide enough to find their receptive fields.
 LEARNABLE = [
     *[o for o in TINY_DATA if not o.startswith("data.batch_size=")],
     "data.simulation.complex_fraction=0",

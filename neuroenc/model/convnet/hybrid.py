@@ -1,4 +1,4 @@
-"""A hybrid core: ResNet stages for space, then causal transformer blocks for time."""
+"""A hybrid convnet: ResNet stages for space, then causal transformer blocks for time."""
 
 from __future__ import annotations
 

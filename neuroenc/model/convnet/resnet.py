@@ -1,4 +1,4 @@
-"""A causal 3-D ResNet core."""
+"""A causal 3-D ResNet convnet."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class ResidualStage(nn.Module):
 
 
 class ResNet(nn.Module):
-    """Causal 3-D ResNet core: ``(B, C, T, H, W)`` -> ``(B, stages[-1].out_channels, T', H', W')``.
+    """Causal 3-D ResNet convnet: ``(B, C, T, H, W)`` -> ``(B, stages[-1].out_channels, T', H', W')``.
 
     ``T' = T`` (every frame keeps its own output) unless stages set ``temporal_stride``: then step
     i has seen frames up to ``step_ends(T)[i]`` only, and the encoder maps steps back to frames.

@@ -1,4 +1,4 @@
-"""Transformer pieces shared by the ViViT and hybrid cores: a pre-norm block built from timm's
+"""Transformer pieces shared by the ViViT and hybrid convnets: a pre-norm block built from timm's
 layers, fixed sin-cos positions, and the stack of blocks over one axis (time here, space in
 :mod:`neuroenc.model.convnet.vivit`)."""
 
@@ -46,7 +46,7 @@ def resolve_head_dim(embedding_dim: int, num_heads: int, head_dim: int | None) -
 
 def check_block_args(embedding_dim: int, ff_dim: int, activation: str, dropout: float, attn_dropout: float,
                      drop_path: float, **depths: int) -> None:
-    """The arguments shared by the cores that end in transformer blocks; ``depths`` are their
+    """The arguments shared by the convnets that end in transformer blocks; ``depths`` are their
     block counts by argument name."""
     if embedding_dim <= 0:
         raise ValueError(f"embedding_dim: must be positive, got {embedding_dim}")

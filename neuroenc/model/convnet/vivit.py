@@ -1,4 +1,4 @@
-"""A factorised video transformer core (ViViT): tubelet tokens, spatial blocks per token time,
+"""A factorised video transformer convnet (ViViT): tubelet tokens, spatial blocks per token time,
 causal temporal blocks per spatial position."""
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class SpatialBlocks(BlockStack):
 
 
 class ViViT(nn.Module):
-    """Factorised video transformer core: ``(B, C, T, H, W)`` -> ``(B, embedding_dim, T', H', W')``.
+    """Factorised video transformer convnet: ``(B, C, T, H, W)`` -> ``(B, embedding_dim, T', H', W')``.
 
     Tubelet tokens ``(T', H', W')`` go through ``num_spatial_blocks`` blocks over the tokens of each
     token time and ``num_temporal_blocks`` causal blocks over token times at each position. Token
@@ -153,7 +153,7 @@ class ViViT(nn.Module):
         head_dim = resolve_head_dim(embedding_dim, num_heads, head_dim)
         try:
             self.tokenizer = TubeletTokenizer(in_channels, embedding_dim, **tokenizer)
-        except ValueError as e:  # "stride[1]: ..." is tokenizer.stride[1] of this core
+        except ValueError as e:  # "stride[1]: ..." is tokenizer.stride[1] of this convnet
             raise ValueError(f"tokenizer.{e}") from e
         if not 0 <= patch_dropout < 1:
             raise ValueError(f"patch_dropout: must be in [0, 1), got {patch_dropout}")
