@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import List
 
+# the simulator's stimulus classes (neuroenc.data.stimuli), named here so that configs are checked without it
+STIMULUS_CLASSES = ("pink_noise", "gabor_noise", "gratings", "flashed_images")
+DEFAULT_STIMULI = ["pink_noise"]
+
 
 @dataclass
 class SimulationParams:
@@ -49,6 +53,11 @@ class SimulationParams:
     # trial of its own, with its own eye movements, behaviour and spikes, and meta.json records
     # which trials show which movie (trial_stimulus), as Sensorium's oracle tier does
     repeats: int = 1
+    # the mix of stimulus classes: each class named shows in an equal share of the movies (a class
+    # named twice, twice the share), as near as whole movies allow, and every mix but the default
+    # records each trial's class in meta.json (trial_class). A list, not {class: weight}: an
+    # override replaces a list, but would merge into a mapping (data.simulation.stimuli=[gratings,pink_noise])
+    stimuli: List[str] = field(default_factory=lambda: list(DEFAULT_STIMULI))
 
     def __post_init__(self):
         def need(ok: bool, key: str, problem: str) -> None:
@@ -73,6 +82,10 @@ class SimulationParams:
         need(self.microsaccade_rate_hz == 0 or self.microsaccade_px > 0, "microsaccade_px",
              f"{self.microsaccade_px}; microsaccades (microsaccade_rate_hz={self.microsaccade_rate_hz}) need a "
              "positive amplitude")
+        self.stimuli = [str(c) for c in self.stimuli]  # a config's ListConfig, too
+        unknown = sorted(set(self.stimuli) - set(STIMULUS_CLASSES))
+        need(not unknown, "stimuli", f"unknown classes {unknown}; the classes are {list(STIMULUS_CLASSES)}")
+        need(bool(self.stimuli), "stimuli", "[]; name at least one class")
 
     def frames(self, ms) -> float:
         """``ms`` milliseconds in frames at ``frame_rate``, exact rational arithmetic rounded once."""
@@ -83,11 +96,13 @@ class SimulationParams:
         return round(self.frames(self.kernel_ms))
 
     def described(self) -> dict:
-        """The parameters, ``repeats`` only when movies repeat: the default data keeps the cache
-        key and meta.json it had before repeats existed."""
+        """The parameters, ``repeats`` only when movies repeat and ``stimuli`` only when it is not
+        the default: the default data keep the cache key and meta.json they had before either existed."""
         params = asdict(self)
         if params["repeats"] == 1:
             del params["repeats"]
+        if params["stimuli"] == DEFAULT_STIMULI:
+            del params["stimuli"]
         return params
 
 

@@ -51,6 +51,10 @@ class WindowsConfig:
     # train even when no session has a validation window (no val split in meta.json, or val trials
     # shorter than window): no val score, no best checkpoint. false: such data stop the run before training
     allow_no_validation: bool = MISSING
+    # train (and select the checkpoint) on the trials of these stimulus classes only (meta.json
+    # trial_class, e.g. the simulator's data.simulation.stimuli); the test split keeps every class.
+    # null: every trial
+    train_classes: Optional[List[str]] = MISSING
 
 
 @dataclass

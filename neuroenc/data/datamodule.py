@@ -12,7 +12,7 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
 from neuroenc.data.receptive_fields import session_centers
-from neuroenc.data.sessions import SPLITS, Session, SessionFormatError, open_sessions
+from neuroenc.data.sessions import SPLITS, Session, SessionFormatError, open_sessions, trial_labels
 from neuroenc.data.synthetic import SimulationParams, ensure_simulated
 from neuroenc.data.windows import (
     ResumableLoader,
@@ -60,11 +60,19 @@ class SessionDataModule(L.LightningDataModule):
 
     Fitting (``setup("fit")``) refuses data without a single validation window unless
     ``allow_no_validation``: a run that never validates has no score and no best checkpoint.
-    Evaluating and predicting (any other stage) do not ask."""
+    Evaluating and predicting (any other stage) do not ask.
+
+    ``train_classes`` (stimulus classes, meta.json ``trial_class``) keeps the train and val windows
+    to trials of those classes, so the model is trained and its checkpoint chosen on them; test
+    windows keep every class. The normalisation statistics stay those of the whole training split."""
 
     def __init__(self, root: str, window: int, burn_in: int, batch_size: int, num_workers: int, seed: int,
-                 frame_rate: float | None, eye_px_per_unit: float | None, allow_no_validation: bool):
+                 frame_rate: float | None, eye_px_per_unit: float | None, allow_no_validation: bool,
+                 train_classes: list[str] | None = None):
         super().__init__()
+        if train_classes is not None and not len(train_classes):
+            raise ValueError("train_classes: an empty list trains on nothing; null trains on every class")
+        self.train_classes = None if train_classes is None else {str(c) for c in train_classes}
         self.allow_no_validation = bool(allow_no_validation)
         if eye_px_per_unit is not None and not (math.isfinite(eye_px_per_unit) and eye_px_per_unit > 0):
             raise ValueError(f"eye_px_per_unit: must be a positive number of pixels or null, got {eye_px_per_unit}")
@@ -123,17 +131,38 @@ class SessionDataModule(L.LightningDataModule):
     def _open(self) -> None:
         sessions = open_sessions(self.data_root())
         self._check_compatible(sessions)
+        self._check_classes(sessions)
         for split in SPLITS:
-            segs = [s.segments(split) for s in sessions]
+            classes = None if split == "test" else self.train_classes
+            segs = [s.segments(split, classes) for s in sessions]
             self.windows[split] = build_windows(segs, self.window, self.burn_in)
         trained = set(self.windows["train"][:, 0].tolist())
         for i, s in enumerate(sessions):
             if i not in trained:  # its readout would never be trained
-                longest = max(b - a for a, b in s.segments("train"))
+                train = s.segments("train", self.train_classes)
+                if not train:
+                    raise SessionFormatError(f"session {s.id!r}: data.train_classes={sorted(self.train_classes or [])}: "
+                                             f"no training trial shows one of them (meta.json trial_class; in {s.path})")
+                longest = max(b - a for a, b in train)
                 raise SessionFormatError(
                     f"session {s.id!r}: meta.json: no training windows: its longest training trial has {longest} "
                     f"frames, fewer than data.window={self.window} (in {s.path})")
         self.sessions = sessions
+
+    def _check_classes(self, sessions: list[Session]) -> None:
+        """``train_classes`` needs every session's trial classes and names only classes they show."""
+        if self.train_classes is None:
+            return
+        shown: set[str] = set()
+        for s in sessions:
+            labels = trial_labels(s, "trial_class")
+            if not labels:
+                raise SessionFormatError(f"data.train_classes={sorted(self.train_classes)}: session {s.id!r} does not "
+                                         f"record its trials' stimulus classes (no meta.json trial_class; in {s.path})")
+            shown |= set(labels.values())
+        if self.train_classes - shown:
+            raise ValueError(f"train_classes: {sorted(self.train_classes - shown)} not shown in any session; "
+                             f"the sessions' classes are {sorted(shown)}")
 
     def _check_compatible(self, sessions: list[Session]) -> None:
         """One model reads every session: frames, behaviour columns and frame rate must agree."""
@@ -233,10 +262,12 @@ class SyntheticDataModule(SessionDataModule):
     """The built-in simulated V1, generated under ``cache_dir`` on first use and reused after."""
 
     def __init__(self, cache_dir: str, simulation: dict, window: int, burn_in: int, batch_size: int,
-                 num_workers: int, seed: int, eye_px_per_unit: float | None, allow_no_validation: bool):
+                 num_workers: int, seed: int, eye_px_per_unit: float | None, allow_no_validation: bool,
+                 train_classes: list[str] | None = None):
         super().__init__(root="", window=window, burn_in=burn_in, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, frame_rate=None,  # the simulation has its own
-                         eye_px_per_unit=eye_px_per_unit, allow_no_validation=allow_no_validation)
+                         eye_px_per_unit=eye_px_per_unit, allow_no_validation=allow_no_validation,
+                         train_classes=train_classes)
         self.cache_dir = cache_dir
         try:
             self.params = simulation if isinstance(simulation, SimulationParams) else SimulationParams(**simulation)

@@ -17,24 +17,13 @@ import hashlib
 
 import numpy as np
 
-from neuroenc.data.sessions import SessionFormatError
+from neuroenc.data.sessions import trial_labels
 from neuroenc.metrics import repeat_scores
 
 
 def trial_stimulus(session) -> dict[int, str]:
     """``meta.json`` ``trial_stimulus`` as ``{trial id: stimulus id}`` (empty when absent)."""
-    raw = session.meta.get("trial_stimulus")
-    if raw is None:
-        return {}
-    where = f"session {session.path.name!r}: meta.json: trial_stimulus"
-    if not isinstance(raw, dict):
-        raise SessionFormatError(f"{where}: expected an object {{trial id: stimulus id}}, got a {type(raw).__name__}")
-    out = {}
-    for k, v in raw.items():
-        if not str(k).lstrip("-").isdigit() or not isinstance(v, (str, int)):
-            raise SessionFormatError(f"{where}: entry {k!r}: {v!r} is not a trial id with a stimulus id (in {session.path})")
-        out[int(k)] = str(v)
-    return out
+    return trial_labels(session, "trial_stimulus")
 
 
 def repeat_groups(session, split: str) -> list[tuple[str, list[tuple[int, int]]]]:

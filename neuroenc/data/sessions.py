@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,9 +204,13 @@ class Session:
             self._runs = (starts, stops, t[starts])
         return self._runs
 
-    def segments(self, split: str) -> list[tuple[int, int]]:
-        """Contiguous ``[start, stop)`` frame ranges of the trials assigned to ``split``."""
+    def segments(self, split: str, classes: Collection[str] | None = None) -> list[tuple[int, int]]:
+        """Contiguous ``[start, stop)`` frame ranges of the trials assigned to ``split``; with
+        ``classes``, only of those whose stimulus class (meta.json ``trial_class``) is one of them."""
         trials = set(self.meta["splits"].get(split, []))
+        if classes is not None:
+            labels = trial_labels(self, "trial_class")
+            trials = {t for t in trials if labels.get(int(t)) in classes}
         if not trials:
             return []
         starts, stops, ids = self.trial_runs()
@@ -226,6 +230,24 @@ class Session:
         if self._stats is None:
             self._checks, self._stats = _load_or_scan(self)
         return self._stats
+
+
+def trial_labels(session: Session, key: str) -> dict[int, str]:
+    """``meta.json[key]``, an object ``{"<trial id>": label}``, as ``{trial id: label}`` (empty
+    when absent): ``trial_stimulus`` (the video each trial showed) or ``trial_class`` (its
+    stimulus class)."""
+    raw = session.meta.get(key)
+    if raw is None:
+        return {}
+    where = f"session {session.path.name!r}: meta.json: {key}"
+    if not isinstance(raw, dict):
+        raise SessionFormatError(f"{where}: expected an object {{trial id: label}}, got a {type(raw).__name__}")
+    out = {}
+    for k, v in raw.items():
+        if not str(k).lstrip("-").isdigit() or not isinstance(v, (str, int)):
+            raise SessionFormatError(f"{where}: entry {k!r}: {v!r} is not a trial id with a label (in {session.path})")
+        out[int(k)] = str(v)
+    return out
 
 
 # ------------------------------------------------------------------------------------- opening

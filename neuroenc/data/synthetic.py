@@ -1,12 +1,13 @@
 """A simulated V1 with ground truth, written in the session format.
 
-Each session: 1/f spatiotemporal noise movies (one per trial) seen through simulated eye
-movements; behaviour per frame (eye x/y, running speed, pupil size); its own neurons, simple
-(linear) and complex (energy) cells with Gabor receptive fields at random positions and sizes
-(down to ~1 px), biphasic temporal kernels, a gain modulated by running and pupil, Poisson
-spikes. The true expected counts are stored as ``rates.npy`` and the receptive-field
-parameters in ``meta.json["neurons"]``, so the oracle bits per spike and RF recovery can be
-scored. Trials are split into train/val/test.
+Each session: 1/f spatiotemporal noise movies (one per trial; or a mix of stimulus classes,
+``data.simulation.stimuli``, :mod:`neuroenc.data.stimuli`, each trial's class in
+``meta.json["trial_class"]``) seen through simulated eye movements; behaviour per frame (eye
+x/y, running speed, pupil size); its own neurons, simple (linear) and complex (energy) cells
+with Gabor receptive fields at random positions and sizes (down to ~1 px), biphasic temporal
+kernels, a gain modulated by running and pupil, Poisson spikes. The true expected counts are
+stored as ``rates.npy`` and the receptive-field parameters in ``meta.json["neurons"]``, so the
+oracle bits per spike and RF recovery can be scored. Trials are split into train/val/test.
 
 Time is physical: kernel durations in milliseconds, time constants in seconds, the movie's
 temporal bandwidth and firing rates in Hz, so ``frame_rate`` changes the sampling and not the
@@ -28,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from neuroenc import atomic
-from neuroenc.config.records import SimulationParams
+from neuroenc.config.records import DEFAULT_STIMULI, SimulationParams
 from neuroenc.data.sessions import SPLITS, write_session
+from neuroenc.data.stimuli import MAKERS, class_plan, pink_noise_movie
 
 BEHAVIOR_NAMES = ["eye_x", "eye_y", "running", "pupil"]
 VERSION = 5  # part of the cache key: bump whenever the simulation itself changes
@@ -44,20 +46,6 @@ def cache_key(p: SimulationParams) -> str:
     """The simulated data's cache name: its parameters and the simulator's :data:`VERSION`."""
     blob = json.dumps({**p.described(), "version": VERSION}, sort_keys=True).encode()
     return hashlib.sha1(blob).hexdigest()[:10]
-
-
-def pink_noise_movie(rng: np.random.Generator, t: int, h: int, w: int, cutoff: float, alpha: float = 2.0) -> np.ndarray:
-    """``(t, h, w)`` uint8 noise with a 1/f^alpha power spectrum in space and a low-pass in time
-    with corner ``cutoff`` in cycles per frame."""
-    ft = np.fft.fftfreq(t)[:, None, None]
-    fy = np.fft.fftfreq(h)[None, :, None]
-    fx = np.fft.rfftfreq(w)[None, None, :]
-    fs = np.sqrt(fx**2 + fy**2)
-    amp = 1.0 / np.maximum(fs, 1.0 / max(h, w)) ** (alpha / 2) / (1.0 + (np.abs(ft) / cutoff) ** 2)
-    spec = amp * (rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape))
-    movie = np.fft.irfftn(spec, s=(t, h, w))
-    movie = (movie - movie.mean()) / movie.std()
-    return np.clip(128 + 40 * movie, 0, 255).astype(np.uint8)
 
 
 def smooth_walk(rng, n: int, tau: float, scale: float) -> np.ndarray:
@@ -139,6 +127,17 @@ def repeat_plan(p: SimulationParams, index: int) -> tuple[np.ndarray, dict[str, 
     return movie_of_trial, splits
 
 
+def random_splits(rng, n_trials: int, p: SimulationParams) -> dict[str, list[int]]:
+    """``p.trials_train``, ``p.trials_val`` and the rest of ``n_trials`` trials (shown once each)
+    for train, val and test, in a random order drawn from ``rng``."""
+    order = rng.permutation(n_trials)
+    return {
+        "train": sorted(order[: p.trials_train].tolist()),
+        "val": sorted(order[p.trials_train : p.trials_train + p.trials_val].tolist()),
+        "test": sorted(order[p.trials_train + p.trials_val :].tolist()),
+    }
+
+
 def session_id(index: int) -> str:
     """The id of the simulator's ``index``-th session."""
     return f"sim{index:02d}"
@@ -154,6 +153,16 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
     movies = [pink_noise_movie(rng, p.trial_frames, H, W, cutoff) for _ in range(n_movies)]
     movie_of_trial, splits = (np.arange(n_movies), None) if p.repeats == 1 else repeat_plan(p, index)
     n_trials = len(movie_of_trial)
+    movie_class = None
+    if p.stimuli != DEFAULT_STIMULI:
+        # every pink-noise movie is still drawn from rng, so a mix keeps the default's neurons and
+        # eye movements; the other classes replace theirs, drawn from a generator of their own,
+        # which also splits the trials, so that every split shows each class its share
+        class_rng = np.random.default_rng([p.seed, index, 3])
+        splits = splits or random_splits(class_rng, n_trials, p)
+        movie_class = class_plan(p.stimuli, [sorted({int(movie_of_trial[t]) for t in splits[s]}) for s in SPLITS],
+                                 n_movies, class_rng)
+        movies = [m if c == "pink_noise" else MAKERS[c](class_rng, p) for m, c in zip(movies, movie_class)]
     T = n_trials * p.trial_frames
     stim = np.concatenate([movies[m] for m in movie_of_trial])
     trial = np.repeat(np.arange(n_trials), p.trial_frames)
@@ -222,14 +231,11 @@ def simulate_session(p: SimulationParams, index: int) -> dict:
 
     extra_meta: dict = {"neurons": neurons}
     if splits is None:
-        order = rng.permutation(n_trials)
-        splits = {
-            "train": sorted(order[: p.trials_train].tolist()),
-            "val": sorted(order[p.trials_train : p.trials_train + p.trials_val].tolist()),
-            "test": sorted(order[p.trials_train + p.trials_val :].tolist()),
-        }
-    else:
+        splits = random_splits(rng, n_trials, p)
+    if p.repeats > 1:
         extra_meta["trial_stimulus"] = {str(t): f"movie{m:03d}" for t, m in enumerate(movie_of_trial)}
+    if movie_class is not None:
+        extra_meta["trial_class"] = {str(t): movie_class[m] for t, m in enumerate(movie_of_trial)}
     return dict(session_id=session_id(index), stim=stim, robs=robs, behavior=behavior, trial=trial,
                 dfs=dfs, rates=rates, splits=splits, behavior_names=BEHAVIOR_NAMES,
                 frame_rate=p.frame_rate, provenance={"source": "neuroenc.data.synthetic", "simulation": p.described()},

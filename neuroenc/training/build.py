@@ -46,8 +46,8 @@ def _instantiate(node: DictConfig, key: str, **kwargs):
 
 # data keys a config stored by an older checkpoint lacks, and what that checkpoint's run did without
 # them: estimated receptive fields on the screen image; never refused to train (evaluation and
-# prediction do not ask it anyway)
-OLDER_DATA_KEYS = {"eye_px_per_unit": None, "allow_no_validation": False}
+# prediction do not ask it anyway); trained on every trial
+OLDER_DATA_KEYS = {"eye_px_per_unit": None, "allow_no_validation": False, "train_classes": None}
 
 
 def build_datamodule(cfg: DictConfig) -> SessionDataModule:
