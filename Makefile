@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: train test test-slow lint install clean
+.PHONY: train test test-slow lint install clean gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -13,6 +13,12 @@ install: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m neuroenc $(ARGS)
+
+# python -m neuroenc.bench gpu (docs/speed.md, "One command on a lent GPU"): <= 8 minutes on an H200.
+# On a machine whose python3 already holds the packages (a lent GPU, offline), `make gpu-check PY=python3`
+# runs it with that Python, without making .venv.
+gpu-check: $(if $(filter $(PY),.venv/bin/python),$(STAMP))
+	$(PY) -m neuroenc.bench gpu $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check neuroenc tests
