@@ -25,7 +25,7 @@ LAYERS = [
     (6, "analysis", ["neuroenc.analysis"]),
     (6, "bench", ["neuroenc.bench"]),
     (7, "command lines", ["neuroenc.__main__", "neuroenc.evaluate", "neuroenc.inspect", "neuroenc.predict",
-                          "neuroenc.report", "neuroenc"]),
+                          "neuroenc.report", "neuroenc.insilico", "neuroenc"]),
 ]
 
 

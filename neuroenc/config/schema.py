@@ -329,6 +329,20 @@ class EvaluateConfig:
 
 
 @dataclass
+class InsilicoConfig:
+    """``python -m neuroenc.insilico checkpoint=<path>`` (conf/insilico.yaml): in-silico experiments."""
+
+    checkpoint: str = MISSING
+    analyses: List[str] = MISSING
+    sessions: Optional[List[str]] = MISSING
+    neurons: Optional[List[int]] = MISSING
+    out_dir: Optional[str] = MISSING
+    device: str = MISSING
+    data_root: Optional[str] = MISSING
+    seed: int = MISSING
+
+
+@dataclass
 class PredictDataConfig:
     root: Optional[str] = MISSING  # sessions to predict; null: the data the checkpoint was trained on
 
@@ -390,6 +404,7 @@ def register() -> None:
     cs.store(name="config_schema", node=Config)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="predict_schema", node=PredictConfig)
+    cs.store(name="insilico_schema", node=InsilicoConfig)
     for group, options in SCHEMAS.items():
         for name, node in options.items():
             cs.store(group=f"schema/{group}", name=name, node=node)

@@ -28,7 +28,7 @@ class Probe:
 
     ``neurons``: indices into the session's readout. ``frame_rate`` in Hz and ``frame_shape``
     ``(H, W)`` in pixels of the model's input. ``truth``: meta.json ``neurons`` entries of the
-    analysed neurons, in the same order (simulated data), else None. ``sessions``: the opened
+    analysed neurons, in the same order (simulated data), else None. ``session``: the opened
     session (``neuroenc.data.sessions.Session``) for analyses that need recorded data (saccades,
     per-class scores), else None.
     """
