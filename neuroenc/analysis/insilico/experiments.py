@@ -250,7 +250,11 @@ def report(summary: dict, console: Console) -> None:
     for col in ("analysis", "seconds", "ran on", "skipped"):
         table.add_column(col)
     for name, a in summary["analyses"].items():
-        skipped = "; ".join(f"{s}: {why}" for s, why in a["skipped"].items())
+        reasons: dict[str, list[str]] = {}
+        for sid, why in a["skipped"].items():
+            reasons.setdefault(why, []).append(sid)
+        skipped = "; ".join(why if len(sids) == len(summary["sessions"]) else f"{', '.join(sids)}: {why}"
+                            for why, sids in reasons.items())
         table.add_row(name, f"{a['seconds']:.1f}", ", ".join(a["sessions"]) or "-", skipped or "-")
     console.print(table)
     if summary["truth"]:
