@@ -43,6 +43,7 @@ class Probe:
     truth: list[dict] | None = None
     session: Any = None
     seed: int = 0
+    _predicted: dict = field(default_factory=dict, repr=False)
 
     def behavior(self, batch: int, frames: int) -> torch.Tensor:
         """``(batch, frames, n_behavior)`` normalised behaviour: each column at its training mean,
@@ -57,6 +58,18 @@ class Probe:
                 if name in EYE_COLUMNS:
                     beh[..., col] = float((0.0 - mean[col]) * inv_std[col])
         return beh
+
+    def recorded_rates(self, start: int, stop: int) -> np.ndarray:
+        """``(stop - start, N_session)`` the model's rates on frames ``start:stop`` of the recorded
+        session (one trial), as ``TrainedEncoder.predict`` gives them (NaN for the first burn-in
+        frames), computed once per trial for all the analyses that read them."""
+        key = (start, stop)
+        if key not in self._predicted:
+            s = self.session
+            norm = self.model.normalization.get(self.session_id) or s.stats()
+            self._predicted[key] = self.model.predict(np.asarray(s.stim[start:stop]), np.asarray(s.behavior[start:stop]),
+                                                      self.session_id, normalization=norm)
+        return self._predicted[key]
 
     @torch.no_grad()
     def rates(self, stim: torch.Tensor, batch_size: int = 16) -> torch.Tensor:

@@ -110,10 +110,8 @@ def run(probe: Probe, threshold_px_s: float = THRESHOLD_PX_S, min_interval_s: fl
     lags = np.arange(-pre, post + 1)
     observed, predicted, truth = (np.zeros((len(lags), len(neurons))) for _ in range(3))
     counts = np.zeros((len(lags), len(neurons)))
-    norm = probe.model.normalization.get(probe.session_id) or session.stats()
     for a, b in trials:
-        rates = probe.model.predict(np.asarray(session.stim[a:b]), np.asarray(session.behavior[a:b]),
-                                    probe.session_id, normalization=norm)[:, neurons]
+        rates = probe.recorded_rates(a, b)[:, neurons]
         ok = session.valid(a, b)[:, neurons] & np.isfinite(rates)
         robs = np.where(ok, np.asarray(session.robs[a:b], np.float64)[:, neurons], 0.0)
         rates = np.where(ok, rates, 0.0)

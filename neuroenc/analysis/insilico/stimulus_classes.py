@@ -39,7 +39,6 @@ def run(probe: Probe, splits: tuple[str, ...] = SPLITS) -> Result:
         raise Skipped("no per-trial stimulus labels in meta.json: no per-class scores")
     sid, neurons = probe.session_id, np.asarray(probe.neurons)
     sizes = {sid: len(neurons)}
-    norm = probe.model.normalization.get(sid) or session.stats()
     scores: dict[str, tuple] = {}  # class -> (BitsPerSpike, Correlation, BitsPerSpike of the truth or None, trials)
     starts, stops, ids = session.trial_runs()
     wanted = {int(t) for split in splits for t in session.meta["splits"].get(split, [])}
@@ -51,8 +50,7 @@ def run(probe: Probe, splits: tuple[str, ...] = SPLITS) -> Result:
             scores[label] = (BitsPerSpike(sizes), Correlation(sizes),
                              None if session.rates is None else BitsPerSpike(sizes), [])
         bps, corr, truth, trials = scores[label]
-        rates = probe.model.predict(np.asarray(session.stim[a:b]), np.asarray(session.behavior[a:b]), sid,
-                                    normalization=norm)[:, neurons]
+        rates = probe.recorded_rates(int(a), int(b))[:, neurons]
         mask = session.valid(a, b)[:, neurons] & np.isfinite(rates)
         as_batch = lambda x: torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]
         counts, mask_t, rates_t = as_batch(session.robs[a:b][:, neurons]), torch.from_numpy(mask)[None], as_batch(rates)
