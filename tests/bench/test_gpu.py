@@ -22,6 +22,7 @@ def test_the_default_budgets_fit_8_minutes():
     assert sum(BUDGETS_S.values()) <= 8 * 60 - 30  # the rest: this process's start and the report
 
 
+@pytest.mark.slow  # ~60 s: keeps `make test` near 10 minutes; CI runs it with `make test-slow`
 def test_gpu_command_on_a_cpu_writes_json_and_markdown_and_records_a_failed_part(tmp_path, monkeypatch):
     """compile=true without a C++ compiler fails: recorded with its error, the other parts still run."""
     (tmp_path / "bin").mkdir()
