@@ -33,7 +33,7 @@ from rich.table import Table
 from neuroenc import atomic
 from neuroenc.analysis.evaluate import best_checkpoint, default_out_dir
 from neuroenc.analysis.insilico import gratings, mei, receptive_fields, saccades, stimulus_classes
-from neuroenc.analysis.insilico.probe import Probe, Result, Skipped
+from neuroenc.analysis.insilico.probe import Probe, Result, Skipped, finite_median
 from neuroenc.trained import TrainedEncoder, load
 
 ANALYSES: dict[str, Callable[[Probe], Result]] = {
@@ -120,12 +120,7 @@ def truth_columns(truth: list[dict]) -> dict[str, np.ndarray]:
 
 def reduce(values: np.ndarray, how: str) -> float | None:
     v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return None
-    if how == "median_abs":
-        return float(np.median(np.abs(v)))
-    return float(np.median(v) if how == "median" else np.mean(v))
+    return finite_median(np.abs(v) if how == "median_abs" else v)
 
 
 def run_insilico(checkpoint: str, analyses=tuple(ANALYSES), sessions=None, neurons=None, out_dir=None,

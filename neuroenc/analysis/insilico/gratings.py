@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
-from neuroenc.analysis.insilico.probe import Probe, Result
+from neuroenc.analysis.insilico.probe import Probe, Result, finite_median
 
 
 def snap_frequencies(tf_hz, frame_rate: float) -> tuple[np.ndarray, np.ndarray]:
@@ -145,12 +145,6 @@ def truth_columns(columns: dict[str, np.ndarray], truth: list[dict], frame_rate:
     return out
 
 
-def _median(values) -> float | None:
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if v.size else None
-
-
 @dataclass
 class Tuning:
     """The measured responses behind the columns: ``orientation_sf`` ``(n_ori, n_sf, N)`` mean
@@ -253,21 +247,21 @@ def run(probe: Probe, orientations: int = 12, sfs: int = 8, stage_tf_hz: float =
     sf_grid = np.geomspace(2.0 / max(probe.frame_shape), 0.5, sfs) if sfs > 1 else np.array([0.5 / max(probe.frame_shape)])
     tuning = measure(probe, orientations, sf_grid, stage_tf_hz, tfs, burn, min_frames, batch_size)
     columns = tuning_columns(tuning)
-    summary: dict = {"n_neurons": len(tuning.blank), "median_osi": _median(columns["osi"]),
-                     "median_f1_f0": _median(columns["f1_f0"]),
+    summary: dict = {"n_neurons": len(tuning.blank), "median_osi": finite_median(columns["osi"]),
+                     "median_f1_f0": finite_median(columns["f1_f0"]),
                      "n_simple_like": int((columns["f1_f0"] > 1).sum()),
-                     "median_preferred_sf_cpp": _median(columns["preferred_sf_cpp"]),
-                     "median_preferred_tf_hz": _median(columns["preferred_tf_hz"])}
+                     "median_preferred_sf_cpp": finite_median(columns["preferred_sf_cpp"]),
+                     "median_preferred_tf_hz": finite_median(columns["preferred_tf_hz"])}
     if probe.truth is not None:
         columns.update(truth_columns(columns, probe.truth, probe.frame_rate))
-        summary.update(median_orientation_error_deg=_median(columns["orientation_error_deg"]),
-                       median_abs_log2_sf_ratio=_median(np.abs(columns["log2_sf_ratio"])),
+        summary.update(median_orientation_error_deg=finite_median(columns["orientation_error_deg"]),
+                       median_abs_log2_sf_ratio=finite_median(np.abs(columns["log2_sf_ratio"])),
                        type_accuracy=float(np.mean(columns["type_correct"])),
                        n_true_simple=int((columns["true_type"] == "simple").sum()),
                        n_true_complex=int((columns["true_type"] == "complex").sum()))
         if "true_tf_hz" in columns:
             band = columns["true_tf_hz"] > 0  # a low-pass kernel has no preferred frequency to compare
-            summary["median_abs_log2_tf_ratio"] = _median(np.abs(np.log2(columns["preferred_tf_hz"][band]
+            summary["median_abs_log2_tf_ratio"] = finite_median(np.abs(np.log2(columns["preferred_tf_hz"][band]
                                                                            / columns["true_tf_hz"][band])))
     return GratingResult(columns, summary, lambda path: plot_tuning(tuning, columns, path), tuning)
 

@@ -57,7 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuroenc.analysis.insilico.probe import Probe, Result
+from neuroenc.analysis.insilico.probe import Probe, Result, finite_median
 from neuroenc.data.synthetic import gabor
 from neuroenc.model.protocols import ConvNet
 
@@ -345,11 +345,6 @@ def gabor_correlations(spatial: np.ndarray, truth: list[dict]) -> tuple[np.ndarr
     return signed, best
 
 
-def _median(values: np.ndarray) -> float | None:
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if values.size else None
-
-
 def run(probe: Probe, frames: int = FRAMES, steps: int = 8, starts: int = 2, lr: float = 1.0, jitter: int = 0,
         blur: float = 0.5, contrast: float = 0.1, batch_size: int = 256) -> Result:
     """MEIs of the probe's neurons (:func:`optimise`) and, with truth, their match to the true Gabors.
@@ -375,18 +370,18 @@ def run(probe: Probe, frames: int = FRAMES, steps: int = 8, starts: int = 2, lr:
     summary = {"mei_neurons": len(rate), "mei_frames": frames, "mei_steps": steps, "mei_starts": starts,
                "mei_contrast": contrast,
                "mei_patch_px": list(meis.patches.size),
-               "mei_activation_ratio_median": _median(ratio), "mei_start_agreement_median": _median(meis.agreement)}
+               "mei_activation_ratio_median": finite_median(ratio), "mei_start_agreement_median": finite_median(meis.agreement)}
     simple = None
     if probe.truth is not None:
         signed, best = gabor_correlations(meis.spatial, probe.truth)
         simple = np.array([t.get("type") == "simple" for t in probe.truth])
         columns.update(mei_gabor_corr=signed, mei_gabor_corr_best_phase=best)
         summary.update(mei_simple_cells=int(simple.sum()),
-                       mei_gabor_corr_median=_median(signed[simple]),
-                       mei_gabor_corr_abs_median=_median(np.abs(signed[simple])),
-                       mei_gabor_corr_best_phase_median=_median(best[simple]),
-                       mei_start_agreement_simple_median=_median(meis.agreement[simple]),
-                       mei_gabor_corr_best_phase_complex_median=_median(best[~simple]))
+                       mei_gabor_corr_median=finite_median(signed[simple]),
+                       mei_gabor_corr_abs_median=finite_median(np.abs(signed[simple])),
+                       mei_gabor_corr_best_phase_median=finite_median(best[simple]),
+                       mei_start_agreement_simple_median=finite_median(meis.agreement[simple]),
+                       mei_gabor_corr_best_phase_complex_median=finite_median(best[~simple]))
 
     return Result(columns, summary, lambda path: figure(meis, columns, probe.truth, path))
 

@@ -16,10 +16,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from neuroenc.data.receptive_fields import EYE_COLUMNS
 from neuroenc.data.windows import normalization_constants
 from neuroenc.trained import TrainedEncoder
-
-EYE_COLUMNS = ("eye_x", "eye_y")
 
 
 @dataclass
@@ -95,6 +94,14 @@ class Result:
     columns: dict[str, np.ndarray]
     summary: dict[str, Any]
     plot: Callable[[Path], None] | None = None
+
+
+def finite_median(values) -> float | None:
+    """The median of the finite values (None when there are none): every analysis's summary figure,
+    so that a neuron an analysis could not measure (NaN, inf) moves no median."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else None
 
 
 class Skipped(Exception):

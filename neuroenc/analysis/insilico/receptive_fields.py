@@ -39,7 +39,7 @@ from matplotlib.patches import Circle
 from matplotlib.ticker import FormatStrFormatter, NullFormatter
 from scipy.optimize import least_squares
 
-from neuroenc.analysis.insilico.probe import Probe, Result
+from neuroenc.analysis.insilico.probe import Probe, Result, finite_median
 from neuroenc.training.health import readout_centers_px
 
 
@@ -211,11 +211,6 @@ def truth_columns(columns: dict[str, np.ndarray], truth: list[dict]) -> dict[str
             "rf_size_ratio": columns["rf_size_px"] / ts}
 
 
-def _median(values: np.ndarray) -> float | None:
-    finite = values[np.isfinite(values)]
-    return float(np.median(finite)) if finite.size else None
-
-
 def run(probe: Probe, samples: int = 2, frames: int = 16) -> ReceptiveFieldResult:
     """Receptive fields of ``probe``'s neurons: columns ``rf_x_px``, ``rf_y_px``, ``rf_size_px``
     (comparable with the Gabor's sigma, see the module's docstring), ``rf_peak_lag_frames``,
@@ -228,12 +223,12 @@ def run(probe: Probe, samples: int = 2, frames: int = 16) -> ReceptiveFieldResul
         "rf_peak_lag_frames": maps.peak_lag.astype(np.int64),
         "rf_latency_ms": maps.peak_lag * 1000.0 / probe.frame_rate,
     }
-    summary: dict = {"n_neurons": n, "median_rf_size_px": _median(columns["rf_size_px"]),
-                     "median_rf_latency_ms": _median(columns["rf_latency_ms"])}
+    summary: dict = {"n_neurons": n, "median_rf_size_px": finite_median(columns["rf_size_px"]),
+                     "median_rf_latency_ms": finite_median(columns["rf_latency_ms"])}
     if probe.truth is not None:
         columns.update(truth_columns(columns, probe.truth))
-        summary.update(median_rf_center_error_px=_median(columns["rf_center_error_px"]),
-                       median_rf_size_ratio=_median(columns["rf_size_ratio"]))
+        summary.update(median_rf_center_error_px=finite_median(columns["rf_center_error_px"]),
+                       median_rf_size_ratio=finite_median(columns["rf_size_ratio"]))
 
     return ReceptiveFieldResult(columns, summary, lambda path: plot_receptive_fields(maps, columns, path), maps)
 

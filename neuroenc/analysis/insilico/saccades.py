@@ -25,7 +25,8 @@ matplotlib.use("Agg")  # files only, also on machines without a display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from neuroenc.analysis.insilico.probe import EYE_COLUMNS, Probe, Result, Skipped
+from neuroenc.analysis.insilico.probe import Probe, Result, Skipped
+from neuroenc.data.receptive_fields import EYE_COLUMNS
 
 THRESHOLD_PX_S = 200.0
 # a saccade lasts tens of milliseconds: suprathreshold frames within this of an onset belong to it
