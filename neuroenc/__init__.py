@@ -1,5 +1,7 @@
 """neuroenc: encoding models of visual cortex (frontend -> convnet -> modulator -> readout)."""
 
+from neuroenc import allocator  # noqa: F401  (sets torch's allocator up before torch is imported)
+
 __version__ = "0.1.0"
 
 

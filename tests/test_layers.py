@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "neuroenc"
 
 # (rank, layer, module prefixes); siblings share a rank
 LAYERS = [
-    (0, "atomic", ["neuroenc.atomic"]),
+    (0, "atomic", ["neuroenc.atomic", "neuroenc.allocator"]),
     (1, "config", ["neuroenc.config"]),
     (2, "metrics", ["neuroenc.metrics"]),
     (3, "data", ["neuroenc.data"]),

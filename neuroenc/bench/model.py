@@ -1,4 +1,4 @@
-"""``python -m neuroenc.bench model [overrides] [--input T,H,W] [--batch B] [--repeats N] [--json]``
+"""``python -m neuroenc.bench model [overrides] [--input T,H,W] [--batch B] [--repeats N] [--profile K] [--against REV] [--json]``
 
 Times one training step of the model a run with the same overrides would build: forward,
 Poisson loss on the scored frames (those after ``data.burn_in``), backward and the AdamW
@@ -10,6 +10,12 @@ FLOP/s, with MFU where the device's peak is known (``--peak-tflops``, or the tab
 NVIDIA GPUs). The overrides set what is measured: ``trainer.precision=bf16-mixed``,
 ``compile=true``, ``channels_last=true``, ``experiment=...``. ``--all-presets`` measures every
 ``conf/experiment`` preset, each in its own process (so peak memory is the preset's own).
+``--profile K`` then runs ``--repeats`` more steps under ``torch.profiler`` and prints the ``K``
+operations with the most self time per step (the profiler adds tens of microseconds to every
+operation, so many small ones rank higher than they cost unprofiled). ``--against REV`` times the
+same step on another commit (``git archive``) in child processes that alternate with ones on
+this working tree, ``--rounds`` of each, and reports both and the speed-up of the pooled medians:
+a machine that slows down in the middle slows both alike.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,8 +81,24 @@ def count_step_flops(encoder: torch.nn.Module, stim, beh, counts, mask, session:
         return measure_flops(meta, forward, lambda rates: poisson_loss(rates, counts, mask.expand_as(counts)))
 
 
+def profile_steps(step, steps: int, device: torch.device, top: int) -> list[dict]:
+    """The ``top`` operations by self time per step over ``steps`` profiled steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    self_us = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+    total = sum(self_us(e) for e in events) or 1.0
+    ranked = sorted(events, key=self_us, reverse=True)[:top]
+    return [{"op": e.key, "self_s_per_step": self_us(e) / 1e6 / steps, "share": self_us(e) / total,
+             "calls_per_step": e.count / steps} for e in ranked]
+
+
 def measure(overrides: list[str], input_shape: tuple[int, int, int] | None, batch: int, repeats: int,
-            warmup: int, device: str, peak_tflops: float | None) -> dict:
+            warmup: int, device: str, peak_tflops: float | None, profile_top: int = 0) -> dict:
     """One preset/configuration: the numbers the module docstring lists, as a dict."""
     cfg = compose_config(overrides)
     precision = str(cfg.trainer.precision)
@@ -136,7 +159,8 @@ def measure(overrides: list[str], input_shape: tuple[int, int, int] | None, batc
         peak_tflops = next((v for k, v in GPU_PEAK_BF16_TFLOPS.items() if k in name), None)
     achieved = flops / step_s
     scored = batch * (t - burn_in)
-    return {
+    profiled = {"profile": profile_steps(step, repeats, dev, profile_top)} if profile_top else {}
+    return {**profiled,
         "overrides": overrides,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "precision": precision, "compile": bool(cfg.compile), "channels_last": bool(cfg.channels_last),
@@ -195,7 +219,7 @@ def print_table(rows: list[dict]) -> None:
                 "scored frames/s", "peak MiB", "TFLOP/step", "TFLOP/s", "MFU"):
         table.add_column(col, justify="left" if col == "config" else "right")
     for r in rows:
-        name = " ".join(r["overrides"]) or "(defaults)"
+        name = r.get("label") or " ".join(r["overrides"]) or "(defaults)"
         if "error" in r:
             table.add_row(name, "", "", "", f"error: {r['error'].splitlines()[-1]}")
             continue
@@ -205,6 +229,68 @@ def print_table(rows: list[dict]) -> None:
                       f"{r['flops_per_step'] / 1e12:.3f}", f"{r['achieved_tflops']:.3f}",
                       "" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%")
     console.print(table)
+    for r in rows:
+        if r.get("profile"):
+            print_profile(r, console)
+
+
+def print_profile(row: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"top {len(row['profile'])} operations by self time, {row.get('label') or 'this configuration'} "
+                        f"({row['repeats']} profiled steps)", title_justify="left",
+                  caption="the profiler adds tens of microseconds to every operation: many small ones rank higher "
+                          "than they cost unprofiled", caption_justify="left")
+    for col in ("operation", "self ms/step", "share", "calls/step"):
+        table.add_column(col, justify="left" if col == "operation" else "right")
+    for p in row["profile"]:
+        table.add_row(p["op"], f"{1e3 * p['self_s_per_step']:.1f}", f"{p['share']:.1%}", f"{p['calls_per_step']:g}")
+    console.print(table)
+
+
+def side_by_side(args: argparse.Namespace) -> tuple[list[dict], dict]:
+    """``--against``: the step on this working tree and on ``args.against``, alternating child
+    processes (ABBA order round by round); each side's steps pooled."""
+    from neuroenc.bench import _revision
+    from rich.progress import track
+
+    shared = [*args.overrides, "--batch", str(args.batch), "--repeats", str(args.repeats), "--warmup",
+              str(args.warmup), "--device", args.device, "--json"]
+    if args.input:
+        shared += ["--input", ",".join(map(str, args.input))]
+    runs: dict[str, list[dict]] = {"this": [], "against": []}
+    with tempfile.TemporaryDirectory(prefix="neuroenc-against-") as tmp:
+        commit = _revision.export(args.against, Path(tmp))
+        trees = {"this": _revision.WORKING_TREE, "against": Path(tmp)}
+        envs = {k: _revision.environment(v) for k, v in trees.items()}
+        order = [("this", "against") if r % 2 == 0 else ("against", "this") for r in range(args.rounds)]
+        for side in track([s for pair in order for s in pair], description="alternating runs",
+                          console=_console(), transient=True):
+            r = subprocess.run([sys.executable, "-m", "neuroenc.bench", "model", *shared], env=envs[side],
+                               cwd=trees[side], capture_output=True, text=True)
+            if r.returncode:
+                raise RuntimeError(f"the run on {'this tree' if side == 'this' else args.against} failed:\n"
+                                   f"{r.stderr.strip()[-2000:]}")
+            runs[side].append(json.loads(r.stdout))
+    labels = {"this": f"this tree ({_revision.describe_working_tree()})", "against": f"{args.against} ({commit})"}
+    rows = []
+    for side in ("this", "against"):
+        row = dict(runs[side][0])
+        steps = [x for run in runs[side] for x in run["step_s_all"]]
+        row.update(label=labels[side], step_s=statistics.median(steps), step_s_all=steps,
+                   round_medians=[run["step_s"] for run in runs[side]],
+                   forward_s=statistics.median(run["forward_s"] for run in runs[side]),
+                   backward_s=statistics.median(run["backward_s"] for run in runs[side]),
+                   repeats=len(steps))
+        row["windows_per_s"] = row["batch"] / row["step_s"]
+        row["scored_frames_per_s"] = row["windows_per_s"] * row["scored_frames_per_window"]
+        row["achieved_tflops"] = row["flops_per_step"] / row["step_s"] / 1e12
+        rows.append(row)
+    summary = {"speedup": rows[1]["step_s"] / rows[0]["step_s"],
+               "round_speedups": [a / b for a, b in zip(rows[1]["round_medians"], rows[0]["round_medians"])],
+               "rounds": args.rounds, "against": args.against, "against_commit": commit,
+               "this": labels["this"]}
+    return rows, summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,11 +307,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision, for MFU")
     parser.add_argument("--all-presets", action="store_true", help="every conf/experiment preset, one process each")
+    parser.add_argument("--profile", type=int, default=0, metavar="K",
+                        help="also profile --repeats steps and list the K operations with the most self time")
+    parser.add_argument("--against", metavar="REV",
+                        help="a git revision (commit, tag, branch) to time side by side with this working tree")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --against: child processes per side, alternating (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--save", type=Path, metavar="FILE", help="also write the JSON to FILE")
     args = parser.parse_intermixed_args(argv)
-    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
-        parser.error("--batch and --repeats must be >= 1, --warmup >= 0")
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0 or args.rounds < 1 or args.profile < 0:
+        parser.error("--batch, --repeats and --rounds must be >= 1, --warmup and --profile >= 0")
+    if args.against and (args.all_presets or args.profile):
+        parser.error("--against compares one configuration, without --all-presets or --profile")
+    if args.against:
+        try:
+            rows, summary = side_by_side(args)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        result = json.dumps({**summary, "runs": rows}, indent=1)
+        if args.save:
+            atomic.write_text(args.save, result + "\n")
+        if args.json:
+            print(result)
+        else:
+            print_table(rows)
+            print(f"speed-up of this tree over {args.against}: {summary['speedup']:.2f}x (median step, "
+                  f"{rows[0]['repeats']} steps a side in {args.rounds} alternating rounds; per round: "
+                  + ", ".join(f"{x:.2f}x" for x in summary["round_speedups"]) + ")")
+        return 0
     if args.all_presets:
         if any(o.startswith(("experiment=", "+experiment=")) for o in args.overrides):
             parser.error("--all-presets sets experiment= itself")
@@ -233,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             rows = [measure(args.overrides, args.input, args.batch, args.repeats, args.warmup, args.device,
-                            args.peak_tflops)]
+                            args.peak_tflops, args.profile)]
         except (ConfigError, ConfigCompositionException, OmegaConfBaseException) as e:
             cause = e.__cause__ if isinstance(e, ConfigCompositionException) and e.__cause__ else e
             print(f"error: {e}" + (f"\n{cause}" if cause is not e else ""), file=sys.stderr)

@@ -30,6 +30,15 @@ class CausalConv3d(nn.Conv3d):
         self.time_pad = temporal_dilation * (kt - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size == (1, 1, 1):
+            # pointwise: one matrix product per window on the channels-first layout, no copies
+            # (oneDNN's 1x1x1 convolution trains ~1.4x slower on the CPU)
+            x = x[:, :, :: self.stride[0], :: self.stride[1], :: self.stride[2]]
+            b, c, *grid = x.shape
+            y = torch.matmul(self.weight.view(self.out_channels, c).to(x.dtype), x.reshape(b, c, -1))
+            if self.bias is not None:
+                y = y + self.bias.to(x.dtype)[:, None]
+            return y.view(b, self.out_channels, *grid)
         if self.kernel_size[0] == 1 and self.stride[0] == 1:
             # frame by frame: oneDNN's 2-D convolution trains ~20% faster on the CPU than its 3-D one
             b, t = x.shape[0], x.shape[2]
@@ -65,15 +74,15 @@ class FrameBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1, *([1] * (x.ndim - 2)))
-        if self.training:
-            dims = (0, *range(3, x.ndim))  # batch and space; every frame (dim 2) on its own
-            var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
-            with torch.no_grad():  # per channel, averaged over the frames
-                per_channel = [d for d in range(x.ndim) if d != 1]
-                self.running_mean.lerp_(mean.mean(per_channel).to(self.running_mean.dtype), self.momentum)
-                self.running_var.lerp_(var.mean(per_channel).to(self.running_var.dtype), self.momentum)
-        else:
-            mean, var = self.running_mean.view(shape), self.running_var.view(shape)
-        scale = torch.rsqrt(var + self.eps) * self.weight.view(shape)
-        return (x - mean) * scale + self.bias.view(shape)
+        if not self.training:  # a fixed affine map per channel
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        # every (channel, frame) pair a channel of one batch norm over (B, C * T, space): one fused
+        # kernel forward and backward, ~3x faster on a CPU than the same statistics in element-wise ops
+        b, c, t = x.shape[:3]
+        y, mean, invstd = torch.native_batch_norm(x.reshape(b, c * t, -1), self.weight.repeat_interleave(t),
+                                                  self.bias.repeat_interleave(t), None, None, True, 0.0, self.eps)
+        with torch.no_grad():  # per channel, averaged over the frames; the variance without Bessel's correction
+            var = invstd.double().pow(-2).sub(self.eps).view(c, t).mean(1)
+            self.running_mean.lerp_(mean.view(c, t).mean(1).to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
+        return y.view(x.shape)

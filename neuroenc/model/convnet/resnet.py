@@ -67,7 +67,7 @@ class ResidualStage(nn.Module):
         self.pool = FramewiseBlurPool(out_channels, stride) if pool == "aablur" and stride > 1 else nn.Identity()
         if in_channels != out_channels or stride > 1 or temporal_stride > 1:
             self.shortcut: nn.Module = nn.Sequential(
-                nn.Conv3d(in_channels, out_channels, 1, stride=(temporal_stride, conv_stride, conv_stride), bias=False),
+                CausalConv3d(in_channels, out_channels, 1, conv_stride, bias=False, temporal_stride=temporal_stride),
                 FrameBatchNorm(out_channels))
         else:
             self.shortcut = nn.Identity()
