@@ -11,5 +11,6 @@ torch. ``THP_MEM_ALLOC_ENABLE=0`` in the environment turns it off.
 import os
 
 VARIABLE = "THP_MEM_ALLOC_ENABLE"
-SET_HERE = VARIABLE not in os.environ  # the user's environment did not choose: a child benchmarking an older commit should not inherit it
+# the user's environment did not choose: a child that benchmarks an older commit should not inherit it
+SET_HERE = VARIABLE not in os.environ
 os.environ.setdefault(VARIABLE, "1")

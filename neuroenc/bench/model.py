@@ -251,8 +251,9 @@ def print_profile(row: dict, console) -> None:
 def side_by_side(args: argparse.Namespace) -> tuple[list[dict], dict]:
     """``--against``: the step on this working tree and on ``args.against``, alternating child
     processes (ABBA order round by round); each side's steps pooled."""
-    from neuroenc.bench import _revision
     from rich.progress import track
+
+    from neuroenc.bench import _revision
 
     shared = [*args.overrides, "--batch", str(args.batch), "--repeats", str(args.repeats), "--warmup",
               str(args.warmup), "--device", args.device, "--json"]

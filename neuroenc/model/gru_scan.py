@@ -16,7 +16,7 @@ import torch
 
 class _GRUScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gx: torch.Tensor, weight: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, gx: torch.Tensor, weight: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
         t = gx.shape[0]
         w = weight.view(3, -1, weight.shape[1]).transpose(1, 2)  # (3, H, H): h @ w[g] is gate g's hidden part
         states = gx.new_empty(t + 1, *h0.shape)
@@ -37,7 +37,7 @@ class _GRUScan(torch.autograd.Function):
         return states[1:]
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_out: torch.Tensor):
         weight, states, acts, ghn = ctx.saved_tensors
         w = weight.view(3, -1, weight.shape[1])  # (3, H, H): d_gate @ w[g] is its part of dh
         d_gx = torch.empty_like(acts)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from neuroenc.model.gru_scan import gru_scan
@@ -88,6 +87,7 @@ class ConvGRUModulator(nn.Module):
         b, c, t, h, w = x.shape
         hd = self.hidden_dim
         weight = self.input_gates.weight.view(3, hd, -1)  # (gate, H, C [+ E]): a 1x1x1 kernel
+        assert self.input_gates.bias is not None  # made with a bias above
         bias = self.input_gates.bias.view(3, 1, hd)
         rows = x.permute(2, 0, 3, 4, 1).reshape(t, 1, b * h * w, c)  # (T, 1, N, C), N = (B, h, w)
         gx = rows @ weight[..., :c].transpose(1, 2)  # (T, 3, N, H): each gate a contiguous block
