@@ -1,6 +1,6 @@
 """neuroenc: encoding models of visual cortex (frontend -> convnet -> modulator -> readout)."""
 
-from neuroenc import allocator  # noqa: F401  (sets torch's allocator up before torch is imported)
+from neuroenc import allocator  # noqa: F401  (keeps freed memory for reuse: see the module)
 
 __version__ = "0.1.0"
 

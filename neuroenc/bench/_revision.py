@@ -15,7 +15,6 @@ import sys
 import tarfile
 from pathlib import Path
 
-from neuroenc import allocator
 from neuroenc.config.validate import ConfigError
 
 WORKING_TREE = Path(__file__).resolve().parents[2]
@@ -48,13 +47,9 @@ def export(rev: str, into: Path) -> str:
 
 
 def environment(tree: Path) -> dict[str, str]:
-    """The environment of a child that imports ``neuroenc`` from ``tree``, as the user's shell
-    would give it (without what :mod:`neuroenc.allocator` set in this process: each tree sets
-    its own); checked, because an editable install could otherwise win over ``PYTHONPATH`` and
-    time the working tree twice."""
+    """The environment of a child that imports ``neuroenc`` from ``tree``; checked, because an
+    editable install could otherwise win over ``PYTHONPATH`` and time the working tree twice."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
-    if allocator.SET_HERE:
-        env.pop(allocator.VARIABLE, None)
     r = subprocess.run([sys.executable, "-c", "import neuroenc; print(neuroenc.__file__)"], env=env,
                        capture_output=True, text=True, cwd=tree)
     found = Path(r.stdout.strip()).resolve() if r.returncode == 0 else None
