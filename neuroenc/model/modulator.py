@@ -69,6 +69,11 @@ class ConvGRUModulator(nn.Module):
     def forward(self, x: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         if self.input_gates.kernel_size[1] == 1:
             return self._forward_pointwise(x, behavior)
+        return self._forward_convolutional(x, behavior)
+
+    def _forward_convolutional(self, x: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of any kernel size: the input gates of all frames in one convolution,
+        the recurrence a loop of :meth:`step`."""
         b, _, t, h, w = x.shape
         if self.embed is not None:
             e = self.embed(behavior.to(x.dtype))  # (B, T, E)

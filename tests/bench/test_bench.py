@@ -132,3 +132,32 @@ def test_importing_a_60_s_304x608_movie_stays_under_2_gib(tmp_path):
     result = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert result["exit_status"] == 0 and result["source_mb"] > 300
     assert result["import_peak_rss_mb"] < 2048
+
+
+def test_model_benchmark_profile_lists_the_operations_with_the_most_self_time():
+    r = measure(BENCH_MODEL, BENCH_INPUT, batch=1, repeats=2, warmup=0, device="cpu", peak_tflops=None,
+                profile_top=5)
+    ops = r["profile"]
+    assert len(ops) == 5 and all(op["op"] and op["calls_per_step"] > 0 for op in ops)
+    times = [op["self_s_per_step"] for op in ops]
+    assert times == sorted(times, reverse=True) and times[0] > 0
+    assert 0 < sum(op["share"] for op in ops) <= 1
+
+
+@pytest.mark.slow
+def test_model_benchmark_against_a_commit_times_both_trees_and_their_ratio(tmp_path):
+    r = run_cli(["model", *BENCH_MODEL, "--input", "24,12,16", "--batch", "1", "--repeats", "2", "--warmup", "0",
+                 "--against", "HEAD", "--rounds", "2", "--save", str(tmp_path / "ab.json")],
+                cwd=tmp_path, module="neuroenc.bench", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads((tmp_path / "ab.json").read_text())
+    this, ref = out["runs"]
+    assert this["label"].startswith("this tree") and ref["label"].startswith("HEAD")
+    assert len(this["step_s_all"]) == len(ref["step_s_all"]) == 4 and len(out["round_speedups"]) == 2
+    assert out["speedup"] == pytest.approx(ref["step_s"] / this["step_s"])
+    assert "speed-up of this tree over HEAD" in r.stdout
+
+
+def test_model_benchmark_against_an_unknown_revision_names_it(capsys):
+    assert model_main([*BENCH_MODEL, "--input", "24,12,16", "--against", "no-such-rev"]) == 2
+    assert "--against" in capsys.readouterr().err
