@@ -74,8 +74,13 @@ class FrameBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:  # a fixed affine map per channel
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        if not self.training:
+            # a fixed affine map per channel, written out: torch 2.14's CPU batch_norm in eval mode
+            # returns wrong input gradients when the incoming gradient is not contiguous (as the
+            # 1x1 ConvGRU's is), which input-gradient analyses (RFs, MEIs) take through it
+            shape = (1, -1, *([1] * (x.ndim - 2)))
+            scale = torch.rsqrt(self.running_var + self.eps) * self.weight
+            return (x - self.running_mean.view(shape)) * scale.view(shape) + self.bias.view(shape)
         # every (channel, frame) pair a channel of one batch norm over (B, C * T, space): one fused
         # kernel forward and backward, ~3x faster on a CPU than the same statistics in element-wise ops
         b, c, t = x.shape[:3]

@@ -116,3 +116,18 @@ def test_freed_memory_is_kept_unless_the_user_chose_otherwise():
     assert _kept(env) == "True"
     assert _kept({**env, "NEUROENC_DEFAULT_MALLOC": "1"}) == "False"
     assert _kept({**env, "MALLOC_TRIM_THRESHOLD_": "131072"}) == "False"
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_frame_batch_norm_input_gradient_does_not_depend_on_the_incoming_gradients_layout(training):
+    """The 1x1 ConvGRU hands the convnet a gradient laid out (T, B, H, W, C); torch's CPU batch
+    norm in eval mode got that wrong (by up to ~5 here), which broke input-gradient analyses."""
+    torch.manual_seed(0)
+    norm = FrameBatchNorm(6).train(training)
+    x = torch.randn(2, 6, 8, 16, 20, requires_grad=True)
+    y = norm(x)
+    grad = torch.randn_like(y)
+    strided = grad.permute(2, 0, 3, 4, 1).contiguous().permute(1, 4, 0, 2, 3)
+    (a,) = torch.autograd.grad(y, x, grad, retain_graph=True)
+    (b,) = torch.autograd.grad(y, x, strided)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
