@@ -321,27 +321,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch, --repeats and --rounds must be >= 1, --warmup and --profile >= 0")
     if args.against and (args.all_presets or args.profile):
         parser.error("--against compares one configuration, without --all-presets or --profile")
+    footer = None
+    result: dict | list
     if args.against:
         try:
             rows, summary = side_by_side(args)
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        result = json.dumps({**summary, "runs": rows}, indent=1)
-        if args.save:
-            atomic.write_text(args.save, result + "\n")
-        if args.json:
-            print(result)
-        else:
-            print_table(rows)
-            print(f"speed-up of this tree over {args.against}: {summary['speedup']:.2f}x (median step, "
+        result = {**summary, "runs": rows}
+        footer = (f"speed-up of this tree over {args.against}: {summary['speedup']:.2f}x (median step, "
                   f"{rows[0]['repeats']} steps a side in {args.rounds} alternating rounds; per round: "
                   + ", ".join(f"{x:.2f}x" for x in summary["round_speedups"]) + ")")
-        return 0
-    if args.all_presets:
+    elif args.all_presets:
         if any(o.startswith(("experiment=", "+experiment=")) for o in args.overrides):
             parser.error("--all-presets sets experiment= itself")
         rows = _all_presets(args, argv)
+        result = rows
     else:
         try:
             rows = [measure(args.overrides, args.input, args.batch, args.repeats, args.warmup, args.device,
@@ -350,15 +346,17 @@ def main(argv: list[str] | None = None) -> int:
             cause = e.__cause__ if isinstance(e, ConfigCompositionException) and e.__cause__ else e
             print(f"error: {e}" + (f"\n{cause}" if cause is not e else ""), file=sys.stderr)
             return 2
-    result = json.dumps(rows if args.all_presets else rows[0], indent=1)
+        result = rows[0]
+    text = json.dumps(result, indent=1)
     if args.save:
-        atomic.write_text(args.save, result + "\n")
+        atomic.write_text(args.save, text + "\n")
     if args.json:
-        print(result)
+        print(text)
     else:
         print_table(rows)
+        if footer:
+            print(footer)
     return 1 if any("error" in r for r in rows) else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
