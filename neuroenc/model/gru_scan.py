@@ -1,12 +1,12 @@
 """A GRU recurrence over all positions at once, with a hand-written backward.
 
 The ConvGRU of the default model is 1x1: at every position of the feature map the same small GRU
-runs over time. Written as ``T`` calls of a 1x1 convolution plus a dozen element-wise gate ops, autograd
-records ~30 nodes per frame and the CPU spends most of a training step on their overhead, on
-splitting and re-concatenating the gates and on layout copies (measured with
-``python -m neuroenc.bench model --profile``). Here the positions are rows of one matrix, each
-frame's hidden gates are one matrix product, the gates are computed in place, and the backward
-runs the recurrence in reverse with the weight gradient as one product over all frames at the end.
+runs over time. Written as ``T`` calls of a 1x1 convolution plus a dozen element-wise gate ops, the
+CPU spent most of the default training step in oneDNN's small convolutions, in splitting and
+re-concatenating the gates and in layout copies (docs/speed.md, "The default step"). Here the
+positions are rows of one matrix, each frame's hidden gates are three small matrix products
+into contiguous blocks, the gates are computed in place, and the backward runs the recurrence
+in reverse, accumulating the weight gradient frame by frame.
 """
 
 from __future__ import annotations
