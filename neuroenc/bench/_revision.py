@@ -47,8 +47,10 @@ def export(rev: str, into: Path) -> str:
 
 
 def environment(tree: Path) -> dict[str, str]:
-    """The environment of a child that imports ``neuroenc`` from ``tree``; checked, because an
-    editable install could otherwise win over ``PYTHONPATH`` and time the working tree twice."""
+    """The environment of a child that imports ``neuroenc`` from ``tree`` when started with
+    ``cwd=tree``: ``python -m`` puts the current directory first on the import path, ahead of
+    ``PYTHONPATH`` (which names ``tree`` too, for anything the child starts elsewhere). Checked
+    here, because importing the installed working tree instead would time it twice."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
     r = subprocess.run([sys.executable, "-c", "import neuroenc; print(neuroenc.__file__)"], env=env,
                        capture_output=True, text=True, cwd=tree)

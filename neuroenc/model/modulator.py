@@ -38,7 +38,7 @@ class ConvGRUModulator(nn.Module):
     A 1x1 GRU (``kernel_size=1``, the default) runs as one :func:`~neuroenc.model.gru_scan.gru_scan`
     over all positions, with the behaviour's part of the input gates computed once per step
     rather than broadcast over space and convolved: the same function of the same parameters
-    (state-dict keys and shapes unchanged), ~3x faster to train on a CPU. Larger kernels mix
+    (state-dict keys and shapes unchanged), faster to train (docs/speed.md). Larger kernels mix
     neighbouring positions and keep the per-frame convolution loop.
 
     Data without behaviour columns (``behavior_dim=0``) leave it a GRU over the features alone,
