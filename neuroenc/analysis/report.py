@@ -587,23 +587,24 @@ def plot_curves(path: Path, rows: list[ConfigRow]) -> None:
     plt.close(fig)
 
 
-def plot_binned(path: Path, breakdown: list[dict], xlabel: str, legend=lambda row: row["config"]) -> None:
+def plot_binned(path: Path, breakdown: list[dict], title: str, xlabel: str, legend=lambda row: row["config"]) -> None:
     """A bar group per bin, a bar per config, each bar labelled with its number of neurons."""
     bins = list(breakdown[0]["bins"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     width = 0.8 / len(breakdown)
     for i, row in enumerate(breakdown):
         cells = list(row["bins"].values())
-        bars = ax.bar([b + i * width for b in range(len(bins))], [m for m, _ in cells], width, label=wrap(legend(row), 60))
+        bars = ax.bar([b + i * width for b in range(len(bins))], [m for m, _ in cells], width, label=wrap(legend(row), 90))
         # the bins hold different neurons per model: a bar of 3 neurons is not a bar of 300
         ax.bar_label(bars, [f"n={n}" if n else "" for _, n in cells], fontsize=6)
     ax.set_xticks([b + 0.4 - width / 2 for b in range(len(bins))], bins)
+    ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mean per-neuron val bits/spike")
     ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    # below the axes: inside, it hid the n of the tallest bars
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -734,10 +735,11 @@ def write_report(sweep: Path, out: Path | None = None,
     plot_bars(out / "val_bps.png", table)
     plot_curves(out / "curves.png", rows)
     if rf:
-        plot_binned(out / "bps_by_rf_size.png", rf, "receptive-field size (terciles of the sweep's neurons)")
+        plot_binned(out / "bps_by_rf_size.png", rf, "per-neuron bps by receptive-field size",
+                    "receptive-field size (terciles of the sweep's neurons)")
     if spacing:
         write_csv(out / "bps_by_rf_spacing.csv", binned_csv_rows(spacing))
-        plot_binned(out / "bps_by_rf_spacing.png", spacing,
+        plot_binned(out / "bps_by_rf_spacing.png", spacing, "per-neuron bps by RF size relative to the model's map spacing",
                     "RF sigma / map spacing (map cells; spacing: geometric mean of y and x)",
                     legend=lambda row: f"{row['config']} (map {row['map_shape']}, {row['map_spacing_px']} px)")
     return table
