@@ -10,6 +10,12 @@ Reads what training wrote in each job directory (``.hydra/overrides.yaml``, ``me
 - ``curves.png``: val_bps_overall over epochs for every job;
 - ``bps_by_rf_size.png`` and a table in report.md: per-neuron bps by receptive-field size in
   terciles of the sweep's neurons, where the data knows it (simulated data);
+- ``bps_by_rf_spacing.csv``, ``bps_by_rf_spacing.png`` and a table in report.md: per-neuron bps by
+  receptive-field size over the map spacing of each job's own model (the geometric mean of the y
+  and x pixels between the readout map's cells: metrics.json's ``map_spacing_px``, or for a job
+  recorded before it, the convnet of its ``config_resolved.yaml`` on the simulated frame) in fixed
+  bins of map cells (:data:`SPACING_EDGES`), with each config's map spacing and map shape, also
+  columns of ``report.csv``; jobs whose spacing is unknown are named, not binned;
 - ``val_bps_neuron_mean_clamped (VisionCore's definition)``: the mean over seeds of metrics.json's
   ``best_val_bps_neuron_mean_clamped`` (per-session mean over neurons of max(bps, 0), then mean
   over sessions: how the reference analysis scores), blank where a job does not record it;
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import statistics
@@ -50,6 +57,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import yaml
+from hydra.utils import instantiate
 
 from neuroenc import atomic
 from neuroenc.analysis.intervals import (
@@ -76,6 +84,43 @@ def rf_bins(sizes: list[float]) -> list[tuple[float, float]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
+# RF sigma in cells of the map a model reads: fixed edges, so that models whose maps differ in
+# spacing are compared on one axis (terciles of the pixel sizes would be the same for all of them)
+SPACING_EDGES = (0.25, 0.5, 1.0)
+SPACING_BINS = list(zip((0.0, *SPACING_EDGES), (*SPACING_EDGES, math.inf)))
+
+
+def spacing_label(lo: float, hi: float) -> str:
+    return f"< {hi:g}" if lo == 0 else f">= {lo:g}" if hi == math.inf else f"{lo:g}-{hi:g}"
+
+
+SPACING_LABELS = [spacing_label(lo, hi) for lo, hi in SPACING_BINS]
+
+
+def which_bin(value: float, bins: list[tuple[float, float]]) -> int | None:
+    """Index of the bin ``[lo, hi)`` that holds ``value``; None for NaN or a value outside them all."""
+    return next((i for i, (lo, hi) in enumerate(bins) if lo <= value < hi), None)
+
+
+@dataclass(frozen=True)
+class ReadoutMap:
+    """The feature map a job's readouts read: pixels between its cells (y, x) and its cells (H', W')."""
+
+    spacing_px: tuple[float, float]
+    shape: tuple[int, int]
+
+    @property
+    def spacing(self) -> float:
+        """One spacing for both axes: the geometric mean, the side of a square cell of the same area."""
+        return math.sqrt(self.spacing_px[0] * self.spacing_px[1])
+
+    def spacing_text(self) -> str:
+        return "x".join(f"{s:g}" for s in self.spacing_px)
+
+    def shape_text(self) -> str:
+        return "x".join(str(n) for n in self.shape)
+
+
 @dataclass
 class Job:
     path: Path
@@ -85,6 +130,7 @@ class Job:
     shared: frozenset = frozenset()  # overrides every job of the sweep has: left out of labels
     data: str = ""  # what identifies the job's neurons (see data_key)
     repeats: dict | None = None  # neuron means of the val repeat scores (see repeat_scores_of)
+    map: ReadoutMap | None = None  # None where neither metrics.json nor the config says (see readout_map)
 
     @property
     def seed(self) -> str:
@@ -97,6 +143,10 @@ class Job:
     @property
     def status(self) -> str:
         return (self.metrics or {}).get("status", "failed")
+
+    def rf_sizes(self) -> dict[tuple, float]:
+        """(data, session, neuron) -> true RF size in pixels; NaN where the data does not know it."""
+        return {(self.data, r["session"], int(r["neuron"])): float(r["rf_size"]) for r in self.per_neuron}
 
 
 @dataclass
@@ -163,8 +213,17 @@ class ConfigRow:
         return out
 
     def rf_sizes(self) -> dict[tuple, float]:
-        return {(j.data, r["session"], int(r["neuron"])): float(r["rf_size"]) for j in self.jobs
-                for r in j.per_neuron}
+        return {k: v for j in self.jobs for k, v in j.rf_sizes().items()}
+
+    def spacing_ratios(self) -> dict[tuple, float]:
+        """(data, session, neuron) -> RF size in cells of the map its job's model reads, for the
+        jobs whose map is known (jobs sharing data have the same model: one config)."""
+        return {k: v / j.map.spacing for j in self.jobs if j.map for k, v in j.rf_sizes().items()}
+
+    def map_text(self, attr: str) -> str | None:
+        """The jobs' ``ReadoutMap.<attr>()`` (each value once), None where no job's map is known."""
+        texts = dict.fromkeys(getattr(j.map, attr)() for j in self.jobs if j.map)
+        return " / ".join(texts) or None
 
 
 # how windows are cut and batched: the same neurons whatever these are
@@ -183,6 +242,38 @@ def data_key(job_dir: Path) -> str:
     return json.dumps({k: v for k, v in data.items() if k not in WINDOW_KEYS}, sort_keys=True, default=str)
 
 
+def recorded_map(metrics: dict) -> ReadoutMap | None:
+    """The map metrics.json records (runs since it records ``map_spacing_px``), None before."""
+    spacing, shape = metrics.get("map_spacing_px"), metrics.get("map_shape")
+    if not spacing or not shape:
+        return None
+    return ReadoutMap((float(spacing[0]), float(spacing[1])), (int(shape[0]), int(shape[1])))
+
+
+@functools.lru_cache(maxsize=None)
+def _configured_map(convnet: str, frame_shape: tuple[int, int]) -> ReadoutMap | None:
+    # the geometry depends on strides, kernels and padding only: any channel count builds it
+    try:
+        grid = instantiate(json.loads(convnet), _convert_="all", in_channels=1).feature_grid(frame_shape)
+    except Exception:  # a config older than the convnet's arguments: unknown, not guessed
+        return None
+    return ReadoutMap((float(grid.step[0]), float(grid.step[1])), (int(grid.shape[0]), int(grid.shape[1])))
+
+
+def configured_map(config: dict) -> ReadoutMap | None:
+    """The map of a resolved config's convnet on its simulated frame, as the encoder computes it
+    (``convnet.feature_grid(frame_shape)``); None where the config holds no frame shape (data on
+    disk: the sessions' files hold it) or its convnet cannot be built."""
+    height, width = _lookup(config, "data.simulation.height"), _lookup(config, "data.simulation.width")
+    if "convnet" not in config or not isinstance(height, int) or not isinstance(width, int):
+        return None
+    return _configured_map(json.dumps(config["convnet"], sort_keys=True), (height, width))
+
+
+def readout_map(job_dir: Path, metrics: dict) -> ReadoutMap | None:
+    return recorded_map(metrics) or configured_map(_resolved(job_dir))
+
+
 def _job_number(overrides_file: Path) -> tuple:
     """Sort key: Hydra's job number (the directory's leading digits), so job 10 follows job 9."""
     name = overrides_file.parent.parent.name
@@ -197,8 +288,9 @@ def load_jobs(sweep: Path) -> list[Job]:
         overrides = yaml.safe_load(overrides_file.read_text()) or []
         m = d / "metrics.json"
         pn = d / "per_neuron.csv"
-        jobs.append(Job(d, [str(o) for o in overrides], json.loads(m.read_text()) if m.exists() else {},
-                        list(csv.DictReader(pn.open())) if pn.exists() else [], data=data_key(d)))
+        metrics = json.loads(m.read_text()) if m.exists() else {}
+        jobs.append(Job(d, [str(o) for o in overrides], metrics, list(csv.DictReader(pn.open())) if pn.exists() else [],
+                        data=data_key(d), map=readout_map(d, metrics)))
     if not jobs:
         raise SystemExit(f"{sweep}: no job directories (none holds .hydra/overrides.yaml)")
     shared = shared_overrides(jobs)
@@ -271,6 +363,8 @@ def table_rows(rows: list[ConfigRow]) -> list[dict]:
             # the health figures behind uses_stimulus, to read before any comparison
             "stimulus_shuffled_bps": r.mean_if_recorded("val_bps_stimulus_shuffled"),
             "rf_error_px": r.mean_if_recorded("rf_distance_px_median"),
+            "map_spacing_px": r.map_text("spacing_text"),
+            "map_shape": r.map_text("shape_text"),
             **{f"bps/{s}": v for s, v in r.sessions().items()},
             **({k: r.repeat_mean(f"{k.removeprefix('val_')}_neuron_mean") for k in REPEAT_COLUMNS}
                if any(j.repeats for j in r.jobs) else {}),
@@ -313,27 +407,55 @@ def repeat_scores_of(job: Job) -> dict | None:
     return pooled
 
 
+def binned_means(bps: dict[tuple, list[float]], values: dict[tuple, float],
+                 bins: list[tuple[float, float]]) -> list[tuple[float, int]]:
+    """Per bin of ``values`` (an RF size per neuron), the mean over neurons of each neuron's bps
+    averaged over its seeds, and the number of neurons; (NaN, 0) for an empty bin."""
+    per: list[list[float]] = [[] for _ in bins]
+    for k, seeds in bps.items():
+        i = which_bin(values.get(k, math.nan), bins)
+        bps_k = statistics.fmean(seeds)
+        if i is not None and bps_k == bps_k:
+            per[i].append(bps_k)
+    return [(statistics.fmean(p), len(p)) if p else (math.nan, 0) for p in per]
+
+
+def _binnable(bps: dict, values: dict[tuple, float]) -> bool:
+    return bool(bps) and any(v == v for v in values.values())
+
+
 def rf_breakdown(rows: list[ConfigRow]) -> list[dict]:
+    """A row per config with RF sizes: ``bins`` maps each tercile's label to (mean bps, neurons)."""
     # one set of edges for every config, from each simulated neuron counted once
     pooled = {k: v for r in rows for k, v in r.rf_sizes().items()}
     bins = rf_bins(list(pooled.values()))
-    out = []
-    for r in rows:
-        sizes = r.rf_sizes()
-        bps = r.neuron_bps()
-        if not bps or all(v != v for v in sizes.values()):
-            continue
-        row: dict = {"config": r.config}
-        for lo, hi in bins:
-            vals = [statistics.fmean(v) for k, v in bps.items() if lo <= sizes.get(k, float("nan")) < hi]
-            vals = [v for v in vals if v == v]
-            row[f"rf {lo:g}-{hi:g}px"] = (statistics.fmean(vals), len(vals)) if vals else (float("nan"), 0)
-        out.append(row)
-    return out
+    labels = [f"rf {lo:g}-{hi:g}px" for lo, hi in bins]
+    return [{"config": r.config, "bins": dict(zip(labels, binned_means(r.neuron_bps(), r.rf_sizes(), bins)))}
+            for r in rows if _binnable(r.neuron_bps(), r.rf_sizes())]
 
 
-def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], rows: list[ConfigRow],
-                   comparisons: list[dict]) -> None:
+def rf_spacing_breakdown(rows: list[ConfigRow]) -> list[dict]:
+    """A row per config whose jobs' maps are known: its map spacing and shape, and ``bins`` mapping
+    each :data:`SPACING_LABELS` bin of RF size / map spacing to (mean bps, neurons)."""
+    return [{"config": r.config, "map_spacing_px": r.map_text("spacing_text"), "map_shape": r.map_text("shape_text"),
+             "bins": dict(zip(SPACING_LABELS, binned_means(r.neuron_bps(), r.spacing_ratios(), SPACING_BINS)))}
+            for r in rows if _binnable(r.neuron_bps(), r.spacing_ratios())]
+
+
+def unmapped_jobs(rows: list[ConfigRow]) -> list[Job]:
+    """Finished jobs with RF sizes but no known map: left out of the spacing table, and named."""
+    return [j for r in rows for j in r.finished() if j.map is None and any(v == v for v in j.rf_sizes().values())]
+
+
+def binned_csv_rows(breakdown: list[dict]) -> list[dict]:
+    """A breakdown's rows flat: its bins as ``<bin> bps`` and ``<bin> n`` columns."""
+    return [{**{k: v for k, v in row.items() if k != "bins"},
+             **{f"{b} {name}": x for b, cell in row["bins"].items() for name, x in zip(("bps", "n"), cell)}}
+            for row in breakdown]
+
+
+def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], spacing: list[dict],
+                   rows: list[ConfigRow], comparisons: list[dict]) -> None:
     sessions = sorted({k for row in table for k in row if k.startswith("bps/")})
     repeats = [k for k in REPEAT_COLUMNS if any(k in row for row in table)]
     lines = [f"# Sweep report: {sweep}", "",
@@ -362,18 +484,45 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], r
     if comparisons:
         lines += comparison_section(comparisons)
     if rf:
-        bins = [k for k in rf[0] if k.startswith("rf ")]
         lines += ["", "## Per-neuron bps by receptive-field size", "",
                   "Mean per-neuron val bps (over seeds sharing the data, then neurons); n = neurons in the bin.", "",
-                  "| config | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
-        for row in rf:
-            lines.append(f"| `{row['config']}` | " + " | ".join(f"{fmt(row[b][0])} (n={row[b][1]})" for b in bins) + " |")
+                  *binned_table(rf)]
+        lines += spacing_section(spacing, unmapped_jobs(rows))
     lines += ["", "![val_bps](val_bps.png)", "", "![curves](curves.png)"]
     if comparisons:
         lines += ["", "![per-neuron comparisons](compare.png)"]
     if rf:
         lines += ["", "![bps by rf size](bps_by_rf_size.png)"]
+    if spacing:
+        lines += ["", "![bps by rf size relative to map spacing](bps_by_rf_spacing.png)"]
     atomic.write_text(path, "\n".join(lines) + "\n")
+
+
+def binned_table(breakdown: list[dict], columns: tuple[str, ...] = ()) -> list[str]:
+    """A markdown table of a breakdown: config, ``columns`` of its rows, then a column per bin."""
+    bins = list(breakdown[0]["bins"])
+    lines = ["| config | " + " | ".join([*columns, *bins]) + " |", "|---|" + "---|" * (len(columns) + len(bins))]
+    for row in breakdown:
+        cells = [str(row[c]) for c in columns] + [f"{fmt(m)} (n={n})" for m, n in row["bins"].values()]
+        lines.append(f"| `{row['config']}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def spacing_section(spacing: list[dict], unmapped: list[Job]) -> list[str]:
+    lines = ["", "## bps by RF size relative to map spacing", "",
+             "Whether a model can represent a cell depends on the cell's RF size in cells of the map its readout "
+             "reads, so each neuron's RF size (the simulated Gabor's sigma, px) is divided by the map spacing of its "
+             "own job's model (px between map cells, the geometric mean of the y and x spacing) and binned at fixed "
+             "edges, the same for every config. Mean per-neuron val bps (over seeds sharing the data, then "
+             "neurons); n = neurons in the bin, which differ between models as their spacing does. "
+             "*map_spacing_px*: y x x pixels between cells; *map_shape*: H' x W' cells.", ""]
+    if spacing:
+        lines += binned_table(spacing, ("map_spacing_px", "map_shape"))
+    if unmapped:
+        named = ", ".join(f"`{j.config}` seed {j.seed} ({j.path.name})" for j in unmapped)
+        lines += ["", f"Left out (no `map_spacing_px` in metrics.json, and no frame shape and convnet in "
+                      f"config_resolved.yaml to compute it from): {named}."]
+    return lines
 
 
 def stimulus_warnings(rows: list[ConfigRow]) -> list[str]:
@@ -438,17 +587,24 @@ def plot_curves(path: Path, rows: list[ConfigRow]) -> None:
     plt.close(fig)
 
 
-def plot_rf(path: Path, rf: list[dict]) -> None:
-    bins = [k for k in rf[0] if k.startswith("rf ")]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    width = 0.8 / len(rf)
-    for i, row in enumerate(rf):
-        ax.bar([b + i * width for b in range(len(bins))], [row[b][0] for b in bins], width, label=row["config"])
+def plot_binned(path: Path, breakdown: list[dict], title: str, xlabel: str, legend=lambda row: row["config"]) -> None:
+    """A bar group per bin, a bar per config, each bar labelled with its number of neurons."""
+    bins = list(breakdown[0]["bins"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    width = 0.8 / len(breakdown)
+    for i, row in enumerate(breakdown):
+        cells = list(row["bins"].values())
+        bars = ax.bar([b + i * width for b in range(len(bins))], [m for m, _ in cells], width, label=wrap(legend(row), 90))
+        # the bins hold different neurons per model: a bar of 3 neurons is not a bar of 300
+        ax.bar_label(bars, [f"n={n}" if n else "" for _, n in cells], fontsize=6)
     ax.set_xticks([b + 0.4 - width / 2 for b in range(len(bins))], bins)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("mean per-neuron val bits/spike")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.axhline(0, color="k", lw=0.5)
+    # below the axes: inside, it hid the n of the tallest bars
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -546,6 +702,14 @@ def plot_compare(path: Path, pairs: list[tuple[ConfigRow, ConfigRow]]) -> None:
     plt.close(fig)
 
 
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """A row per dict; the columns of every row, in the order they first appear."""
+    with atomic.open_for_write(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def write_report(sweep: Path, out: Path | None = None,
                  compare: list[tuple[str, str]] | tuple[str, str] | None = None) -> list[dict]:
     """Writes the report; ``compare`` is a list of (A, B) labels, or a single pair."""
@@ -560,24 +724,24 @@ def write_report(sweep: Path, out: Path | None = None,
     rows = group(jobs)
     table = table_rows(rows)
     rf = rf_breakdown(rows)
-    columns = list(dict.fromkeys(k for row in table for k in row))
-    with atomic.open_for_write(out / "report.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        w.writerows(table)
+    spacing = rf_spacing_breakdown(rows)
+    write_csv(out / "report.csv", table)
     pairs = [compared_rows(rows, a, b) for a, b in compare or []]
     comparisons = [c for a, b in pairs for c in compare_configs(a, b)]
     if comparisons:
-        with atomic.open_for_write(out / "compare.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(comparisons[0]))
-            w.writeheader()
-            w.writerows(comparisons)
+        write_csv(out / "compare.csv", comparisons)
         plot_compare(out / "compare.png", pairs)
-    write_markdown(out / "report.md", sweep, table, rf, rows, comparisons)
+    write_markdown(out / "report.md", sweep, table, rf, spacing, rows, comparisons)
     plot_bars(out / "val_bps.png", table)
     plot_curves(out / "curves.png", rows)
     if rf:
-        plot_rf(out / "bps_by_rf_size.png", rf)
+        plot_binned(out / "bps_by_rf_size.png", rf, "per-neuron bps by receptive-field size",
+                    "receptive-field size (terciles of the sweep's neurons)")
+    if spacing:
+        write_csv(out / "bps_by_rf_spacing.csv", binned_csv_rows(spacing))
+        plot_binned(out / "bps_by_rf_spacing.png", spacing, "per-neuron bps by RF size relative to the model's map spacing",
+                    "RF sigma / map spacing (map cells; spacing: geometric mean of y and x)",
+                    legend=lambda row: f"{row['config']} (map {row['map_shape']}, {row['map_spacing_px']} px)")
     return table
 
 

@@ -199,3 +199,128 @@ def test_an_override_that_restates_other_jobs_value_does_not_split_their_config(
     write_report(tmp_path)
     rows = {r["config"]: r["seeds"] for r in csv.DictReader((tmp_path / "report.csv").open())}
     assert rows == {"model=a": "0 1", "model=b": "0", "data.simulation.seed=1 model=b": "1"}
+
+
+# RF size relative to each job's map spacing
+
+def spacing_sweep(sweep):
+    """Configs a (4 px map, two seeds on one dataset), b (8 px map) and c (4 px rows, 8 px columns),
+    each scoring the same four simulated cells of sigma 0.9, 2, 4 and 5.8 px."""
+    sigmas = (0.9, 2.0, 4.0, 5.8)
+    jobs = [("a", 0, 0.0, [4, 4], [9, 16]), ("a", 1, 0.2, [4, 4], [9, 16]), ("b", 0, 0.0, [8, 8], [4, 8]),
+            ("c", 0, 0.0, [4, 8], [9, 8])]
+    for num, (model, seed, shift, spacing, shape) in enumerate(jobs):
+        cells = [(0.1 * (i + 1) + shift, s) for i, s in enumerate(sigmas)]
+        fake_job(sweep, num, [f"model={model}", f"seed={seed}"], 0, cells, best=0.1,
+                 map_spacing_px=spacing, map_shape=shape)
+
+
+def test_a_neuron_of_sigma_2px_is_in_bin_0_5_1_on_a_4px_map_and_0_25_0_5_on_an_8px_map(tmp_path):
+    spacing_sweep(tmp_path)
+    write_report(tmp_path)
+    rows = {r["config"]: r for r in csv.DictReader((tmp_path / "bps_by_rf_spacing.csv").open())}
+    # by hand. a, 4 px: 0.9/4 = 0.225 (< 0.25), 2/4 = 0.5 (0.5-1), 4/4 and 5.8/4 (>= 1); its seeds share
+    # the data, so each neuron is the mean of its two seeds (bps 0.1 + 0.1, i.e. 0.2, 0.3, 0.4, 0.5)
+    a = rows["model=a"]
+    assert [a[f"{b} n"] for b in ("< 0.25", "0.25-0.5", "0.5-1", ">= 1")] == ["1", "0", "1", "2"]
+    assert float(a["< 0.25 bps"]) == pytest.approx(0.2) and float(a["0.5-1 bps"]) == pytest.approx(0.3)
+    assert float(a[">= 1 bps"]) == pytest.approx(0.45) and a["0.25-0.5 bps"] == "nan"
+    # b, 8 px: 0.1125, 0.25 (the lower edge belongs to its bin), 0.5, 0.725
+    b = rows["model=b"]
+    assert [b[f"{k} n"] for k in ("< 0.25", "0.25-0.5", "0.5-1", ">= 1")] == ["1", "1", "2", "0"]
+    assert float(b["0.25-0.5 bps"]) == pytest.approx(0.2) and float(b["0.5-1 bps"]) == pytest.approx(0.35)
+    # c, 4 x 8 px: one spacing sqrt(4 * 8) = 5.66 px: 0.16, 0.35, 0.71, 1.03 (the mean 6 px would put
+    # 5.8 px below 1, the y spacing alone 2 px at 0.5)
+    c = rows["model=c"]
+    assert [c[f"{k} n"] for k in ("< 0.25", "0.25-0.5", "0.5-1", ">= 1")] == ["1", "1", "1", "1"]
+
+
+def test_the_spacing_table_csv_and_png_are_written_with_each_configs_map(tmp_path):
+    spacing_sweep(tmp_path)
+    write_report(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "## bps by RF size relative to map spacing" in report
+    assert "| config | map_spacing_px | map_shape | < 0.25 | 0.25-0.5 | 0.5-1 | >= 1 |" in report
+    assert "| `model=b` | 8x8 | 4x8 | 0.1000 (n=1) | 0.2000 (n=1) | 0.3500 (n=2) | n/a (n=0) |" in report
+    assert "| `model=c` | 4x8 | 9x8 |" in report and "Left out" not in report
+    assert "![bps by rf size relative to map spacing](bps_by_rf_spacing.png)" in report
+    assert (tmp_path / "bps_by_rf_spacing.png").stat().st_size > 0
+    assert (tmp_path / "bps_by_rf_size.png").stat().st_size > 0  # the tercile table stays
+    assert "## Per-neuron bps by receptive-field size" in report
+    main_rows = {r["config"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
+    assert (main_rows["model=a"]["map_spacing_px"], main_rows["model=a"]["map_shape"]) == ("4x4", "9x16")
+    assert list(csv.DictReader((tmp_path / "bps_by_rf_spacing.csv").open()))[0]["map_spacing_px"] == "4x4"
+
+
+def resolved_with_convnet(job_dir, overrides):
+    """Rewrites the job's config_resolved.yaml as a run before map_spacing_px would have: the
+    composed config's convnet on the simulator's frame (36 x 64 by default)."""
+    from omegaconf import OmegaConf
+
+    from neuroenc.config.compose import compose_config
+
+    config = yaml.safe_load((job_dir / "config_resolved.yaml").read_text())
+    composed = OmegaConf.to_container(compose_config(overrides), resolve=True)
+    config["convnet"] = composed["convnet"]
+    config["data"]["simulation"].update(height=36, width=64)
+    (job_dir / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_a_run_recorded_before_the_spacing_gets_it_from_its_resolved_configs_convnet(tmp_path):
+    fake_job(tmp_path, 0, ["model=resnet"], 0, [(0.1, 2.0)], best=0.1)
+    fake_job(tmp_path, 1, ["model=vivit"], 0, [(0.2, 2.0)], best=0.2)
+    resolved_with_convnet(tmp_path / "0_model=resnet", [])
+    resolved_with_convnet(tmp_path / "1_model=vivit", ["convnet=vivit", "convnet.tokenizer.stride=[8,8,8]"])
+    write_report(tmp_path)
+    rows = {r["config"]: r for r in csv.DictReader((tmp_path / "bps_by_rf_spacing.csv").open())}
+    # the default ResNet: 36x64 -> 18x32, a cell every 2 px; ViViT's 8x8 tubelets: 4x8, every 8 px
+    assert (rows["model=resnet"]["map_spacing_px"], rows["model=resnet"]["map_shape"]) == ("2x2", "18x32")
+    assert (rows["model=vivit"]["map_spacing_px"], rows["model=vivit"]["map_shape"]) == ("8x8", "4x8")
+    assert rows["model=resnet"][">= 1 n"] == "1" and rows["model=vivit"]["0.25-0.5 n"] == "1"  # 2/2 and 2/8
+
+
+def test_runs_without_a_recorded_or_computable_spacing_are_named_and_left_out(tmp_path):
+    fake_job(tmp_path, 0, ["model=a", "seed=0"], 0, [(0.1, 2.0)], best=0.1, map_spacing_px=[4, 4], map_shape=[9, 16])
+    fake_job(tmp_path, 1, ["model=b", "seed=0"], 0, [(0.2, 2.0)], best=0.2)  # no convnet in its config
+    fake_job(tmp_path, 2, ["model=c", "seed=0"], 0, [(0.3, 2.0)], best=0.3)
+    resolved_with_convnet(tmp_path / "2_model=c,seed=0", [])
+    config = yaml.safe_load((tmp_path / "2_model=c,seed=0" / "config_resolved.yaml").read_text())
+    config["convnet"]["no_such_argument"] = 1  # a convnet this code cannot build: not guessed
+    (tmp_path / "2_model=c,seed=0" / "config_resolved.yaml").write_text(yaml.safe_dump(config))
+    write_report(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert ("Left out (no `map_spacing_px` in metrics.json, and no frame shape and convnet in config_resolved.yaml "
+            "to compute it from): `model=b` seed 0 (1_model=b,seed=0), `model=c` seed 0 (2_model=c,seed=0).") in report
+    assert [r["config"] for r in csv.DictReader((tmp_path / "bps_by_rf_spacing.csv").open())] == ["model=a"]
+    main_rows = {r["config"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
+    assert main_rows["model=b"]["map_spacing_px"] == "" and main_rows["model=a"]["map_spacing_px"] == "4x4"
+
+
+def test_a_training_run_records_its_feature_grid_spacing_resnet_2px_vivit_4x8px(tmp_path):
+    from conftest import MICRO_DATA, compose_config
+
+    from neuroenc.training.run import train
+
+    base = [*MICRO_DATA, "frontend.num_channels=2", "frontend.kernel_size=4", "modulator=none", "trainer.max_epochs=1",
+            "logger.csv=null", "eval_init=false"]
+    vivit = ["convnet=vivit", "convnet.tokenizer.stride=[4,4,8]", "convnet.embedding_dim=8", "convnet.num_heads=2",
+             "convnet.ff_dim=16", "convnet.num_spatial_blocks=1", "convnet.num_temporal_blocks=1"]
+    recorded = {}
+    for num, (name, extra) in enumerate([("resnet", []), ("vivit", vivit)]):
+        run_dir = tmp_path / f"{num}_{name}"
+        metrics = train(compose_config(base + extra), run_dir)
+        recorded[name] = (metrics["map_spacing_px"], metrics["map_shape"])
+        (run_dir / ".hydra").mkdir()
+        (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"model={name}"]))
+    # by hand, on the 12 x 16 frame: the default ResNet's stride-2 stage -> 6 x 8 cells 2 px apart;
+    # 4 x 4 x 8 tubelets (t, y, x) -> 3 x 2 cells, 4 px apart down and 8 px across
+    assert recorded == {"resnet": ([2.0, 2.0], [6, 8]), "vivit": ([4.0, 8.0], [3, 2])}
+    write_report(tmp_path)
+    rows = {r["config"]: r for r in csv.DictReader((tmp_path / "bps_by_rf_spacing.csv").open())}
+    assert (rows["model=resnet"]["map_spacing_px"], rows["model=vivit"]["map_spacing_px"]) == ("2x2", "4x8")
+    # the fallback for older runs computes the same maps from these runs' resolved configs
+    from neuroenc.analysis.report import configured_map, recorded_map
+    for num, name in enumerate(recorded):
+        run_dir = tmp_path / f"{num}_{name}"
+        config = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
+        assert configured_map(config) == recorded_map(json.loads((run_dir / "metrics.json").read_text()))

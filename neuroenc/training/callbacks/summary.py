@@ -10,6 +10,7 @@ from typing import TypedDict, cast
 import lightning as L
 
 from neuroenc import atomic
+from neuroenc.model.geometry import FeatureGrid
 from neuroenc.training.module import per_session_scores
 
 
@@ -38,10 +39,19 @@ class RunResult(TypedDict, total=False):
     mean_train_step_s: float | None
     resumed_at_steps: list[int]
     parameters: dict[str, int]
+    map_spacing_px: list[float] | None  # (y, x) pixels between the readout map's cells; None without a frame shape
+    map_shape: list[int] | None  # (H', W') cells of the map the readouts read
     best_checkpoint: str | None
     last_checkpoint: str | None
     history: list[dict]  # a row per validation: epoch, step and what it logged
     error: str  # a failed or interrupted run's exception
+
+
+def map_geometry(grid: FeatureGrid | None) -> dict:
+    """``map_spacing_px`` (y, x) and ``map_shape`` (H', W') of the map the readouts read."""
+    if grid is None:
+        return {"map_spacing_px": None, "map_shape": None}
+    return {"map_spacing_px": [float(s) for s in grid.step], "map_shape": [int(n) for n in grid.shape]}
 
 
 class RunSummary(L.Callback):
@@ -147,6 +157,8 @@ class RunSummary(L.Callback):
                                   if timed_steps else None),
             "resumed_at_steps": self.resumed_at,
             "parameters": module.encoder.parameter_counts(),
+            # the report relates receptive-field sizes to it; the run knows it, a sweep's files do not
+            **map_geometry(module.encoder.grid),
             "best_checkpoint": checkpoint_cb.best_model_path or None,
             "last_checkpoint": checkpoint_cb.last_model_path or None,
             "history": self.history,
