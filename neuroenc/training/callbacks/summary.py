@@ -38,6 +38,9 @@ class RunResult(TypedDict, total=False):
     mean_train_step_s: float | None
     resumed_at_steps: list[int]
     parameters: dict[str, int]
+    # the per-frame gaze correction's calibration per session (gain_x, gain_y in pixels per data
+    # unit, offset_x, offset_y in pixels); None without the gaze stage
+    gaze: dict[str, dict[str, float]] | None
     best_checkpoint: str | None
     last_checkpoint: str | None
     history: list[dict]  # a row per validation: epoch, step and what it logged
@@ -147,6 +150,8 @@ class RunSummary(L.Callback):
                                   if timed_steps else None),
             "resumed_at_steps": self.resumed_at,
             "parameters": module.encoder.parameter_counts(),
+            # after the health figures, which leave the module holding the best weights
+            "gaze": None if module.encoder.gaze is None else module.encoder.gaze.learned(),
             "best_checkpoint": checkpoint_cb.best_model_path or None,
             "last_checkpoint": checkpoint_cb.last_model_path or None,
             "history": self.history,
