@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuroenc.model.gaze import FrameGazeCorrection
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.protocols import ConvNet, Modulator, check_parts, temporal_stride
 
@@ -73,7 +74,7 @@ class Encoder(nn.Module):
 
     def __init__(self, frontend: nn.Module, convnet: nn.Module, modulator: nn.Module,
                  readouts: dict[str, nn.Module], shifter: nn.Module | None = None,
-                 frame_shape: tuple[int, int] | None = None, gaze: nn.Module | None = None):
+                 frame_shape: tuple[int, int] | None = None, gaze: FrameGazeCorrection | None = None):
         super().__init__()
         check_parts(frontend, convnet, modulator, readouts)
         self.gaze = gaze
@@ -207,7 +208,8 @@ class Encoder(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         count = lambda m: sum(p.numel() for p in m.parameters())
-        parts = {**({} if self.gaze is None else {"gaze": self.gaze}), "frontend": self.frontend, "convnet": self.convnet, "modulator": self.modulator,
+        parts = {**({} if self.gaze is None else {"gaze": self.gaze}),
+                 "frontend": self.frontend, "convnet": self.convnet, "modulator": self.modulator,
                  **({} if self.to_frames is None else {"to_frames": self.to_frames}),
                  **({} if self.shifter is None else {"shifter": self.shifter}), "readout": self.readouts}
         out = {k: count(m) for k, m in parts.items()}

@@ -9,6 +9,7 @@ from conftest import MICRO, compose_config
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError
 
+import neuroenc
 from neuroenc.config.validate import ConfigError
 from neuroenc.model.gaze import FrameGazeCorrection
 from neuroenc.training.build import build_encoder_without_data
@@ -156,3 +157,8 @@ def test_a_short_training_run_with_gaze_per_frame_reports_each_sessions_calibrat
         assert set(calibration) == {"gain_x", "gain_y", "offset_x", "offset_y"}
         assert all(math.isfinite(v) for v in calibration.values())
         assert calibration != {"gain_x": 1.0, "gain_y": 1.0, "offset_x": 0.0, "offset_y": 0.0}  # it learned
+    # the checkpoint holds the calibration and the eye columns' statistics it works in
+    model = neuroenc.load(metrics["best_checkpoint"])
+    assert model.encoder.gaze.learned() == metrics["gaze"]
+    stats = model.normalization["sim00"]
+    torch.testing.assert_close(model.encoder.gaze.eye_mean[0], torch.tensor(stats["behavior_mean"][:2]).float())
