@@ -224,6 +224,7 @@ def evaluate(checkpoint, out_dir=None, splits=("val", "test"), accelerator: str 
     eye_px = cfg.data.get("eye_px_per_unit")
     shifts = shifter_response(model.encoder, dm.sessions, "val", eye_px)
     summary["shifter"] = shifter_summary(shifts, eye_px) if shifts else None
+    summary["gaze"] = None if model.encoder.gaze is None else model.encoder.gaze.learned()
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic.open_for_write(out / "neurons.csv", "w", newline="") as f:

@@ -82,7 +82,7 @@ def _supports(encoder: Encoder, info: DatasetInfo, t: int, k: int) -> list[tuple
     beh = torch.randn(k, t, info.behavior_dim)
     out = []
     with sdpa_kernel([SDPBackend.MATH]):  # exact zeros where attention is masked
-        outputs = _capture([m for _, _, m in named_stages(encoder)], lambda: encoder.features(x, beh))
+        outputs = _capture([m for _, _, m in named_stages(encoder)], lambda: encoder.features(x, beh, info.session_ids[0]))
         for y in outputs:
             _, c, ts, hs, ws = y.shape
             steps = [t - 1 - i for i in range(k)] if ts == t else [ts - 1] * k
@@ -180,7 +180,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
     counts = encoder.parameter_counts()
     components: dict[str, dict[str, int]]  # the parts, then "readout" and "total"
     components = {part: {"parameters": counts[part], "flops": flops.get(part, 0)}
-                  for part in ("frontend", "convnet", "modulator", "to_frames", "shifter") if part in counts}
+                  for part in ("gaze", "frontend", "convnet", "modulator", "to_frames", "shifter") if part in counts}
     # FLOPs: the one session a window goes through; parameters: every session's readout
     components["readout"] = {"parameters": counts["readout"], "flops": flops.get(names[id(readout)], 0)}
     components["total"] = {"parameters": counts["total"], "flops": flops["total"]}

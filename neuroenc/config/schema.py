@@ -201,6 +201,24 @@ class NoShifterConfig:
     _target_: Optional[str] = None
 
 
+# ---------------------------------------------------------------------------------------- gaze
+
+
+@dataclass
+class FrameGazeConfig:
+    """Each stimulus frame shifted by its own eye position before the frontend (``neuroenc.model.gaze``)."""
+
+    _target_: str = "neuroenc.model.gaze.FrameGazeCorrection"
+    columns: List[str] = MISSING  # behaviour columns, x then y
+    # pixels of the frame per unit of the eye columns: where each session's learned gain starts
+    eye_px_per_unit: Optional[float] = MISSING
+
+
+@dataclass
+class NoGazeConfig:
+    _target_: Optional[str] = None
+
+
 # ------------------------------------------------------------------------ trainer, logger, optim
 
 
@@ -297,6 +315,7 @@ class Config:
     modulator: Any = MISSING
     readout: Any = MISSING
     shifter: Any = MISSING
+    gaze: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -367,6 +386,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "modulator": {"convgru": ConvGRUConfig, "none": NoModulatorConfig},
     "readout": {"gaussian": GaussianReadoutConfig},
     "shifter": {"mlp": MLPShifterConfig, "none": NoShifterConfig},
+    "gaze": {"per_frame": FrameGazeConfig, "none": NoGazeConfig},
     "trainer": {"default": TrainerConfig},
     "optim": {"adamw": OptimConfig},
 }

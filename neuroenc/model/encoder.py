@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuroenc.model.gaze import FrameGazeCorrection
 from neuroenc.model.geometry import FeatureGrid
 from neuroenc.model.protocols import ConvNet, Modulator, check_parts, temporal_stride
 
@@ -63,15 +64,20 @@ class Encoder(nn.Module):
     where every neuron of the session reads, by the shifter's displacement in pixels, converted
     to grid units through ``grid``: where the convnet's cells sit on a frame of ``frame_shape``
     (:class:`~neuroenc.model.geometry.FeatureGrid`).
+
+    With a ``gaze`` stage (:class:`~neuroenc.model.gaze.FrameGazeCorrection`), every frame of the
+    stimulus is first moved by that frame's own eye position, per session, before the frontend:
+    :meth:`steps`, and so everything built on it, sees the corrected stimulus.
     """
 
     pixels_per_unit: torch.Tensor  # a buffer, with a shifter
 
     def __init__(self, frontend: nn.Module, convnet: nn.Module, modulator: nn.Module,
                  readouts: dict[str, nn.Module], shifter: nn.Module | None = None,
-                 frame_shape: tuple[int, int] | None = None):
+                 frame_shape: tuple[int, int] | None = None, gaze: FrameGazeCorrection | None = None):
         super().__init__()
         check_parts(frontend, convnet, modulator, readouts)
+        self.gaze = gaze
         self.frontend = frontend
         self.convnet = convnet
         self.modulator = modulator
@@ -152,9 +158,19 @@ class Encoder(nn.Module):
         pixels = self.shifter(self._at_steps(behavior, steps), session)
         return pixels / self.pixels_per_unit.to(pixels.dtype)
 
-    def steps(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+    def gaze_corrected(self, stim: torch.Tensor, behavior: torch.Tensor, session: str | None) -> torch.Tensor:
+        """``stim (B, C, T, H, W)`` with each frame moved by its eye position (the ``gaze`` stage),
+        as the frontend sees it; ``stim`` itself without one."""
+        if self.gaze is None:
+            return stim
+        if session is None:
+            raise ValueError("the per-frame gaze correction is calibrated per session: pass the session id")
+        return self.gaze(stim, behavior, session)
+
+    def steps(self, stim: torch.Tensor, behavior: torch.Tensor, session: str | None = None) -> torch.Tensor:
         """Modulated features at the convnet's steps, ``(B, D, T', H', W')`` (``T' = T`` without a
-        temporal stride)."""
+        temporal stride). ``session``: the windows' session, which a ``gaze`` stage needs."""
+        stim = self.gaze_corrected(stim, behavior, session)
         if self.channels_last:
             stim = stim.contiguous(memory_format=torch.channels_last_3d)
         return self.modulate(self.convnet(self.frontend(stim)), behavior)
@@ -166,9 +182,10 @@ class Encoder(nn.Module):
             return x, None
         return self.to_frames.prepend_empty(x), self._indices(t, x.device)[1]
 
-    def features(self, stim: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
-        """The modulated feature map ``(B, D, T, H', W')`` shared by all sessions, one per frame."""
-        x, index = self._with_index(self.steps(stim, behavior), stim.shape[2])
+    def features(self, stim: torch.Tensor, behavior: torch.Tensor, session: str | None = None) -> torch.Tensor:
+        """The modulated feature map ``(B, D, T, H', W')``, one per frame: shared by all sessions
+        but for a ``gaze`` stage, which needs the windows' ``session``."""
+        x, index = self._with_index(self.steps(stim, behavior, session), stim.shape[2])
         if index is None:
             return x
         assert self.to_frames is not None  # an index comes with a temporal stride, which has to_frames
@@ -187,11 +204,12 @@ class Encoder(nn.Module):
         return rates if index is None else rates.index_select(1, index)
 
     def forward(self, stim: torch.Tensor, behavior: torch.Tensor, session: str) -> torch.Tensor:
-        return self.read(self.steps(stim, behavior), behavior, session)
+        return self.read(self.steps(stim, behavior, session), behavior, session)
 
     def parameter_counts(self) -> dict[str, int]:
         count = lambda m: sum(p.numel() for p in m.parameters())
-        parts = {"frontend": self.frontend, "convnet": self.convnet, "modulator": self.modulator,
+        parts = {**({} if self.gaze is None else {"gaze": self.gaze}),
+                 "frontend": self.frontend, "convnet": self.convnet, "modulator": self.modulator,
                  **({} if self.to_frames is None else {"to_frames": self.to_frames}),
                  **({} if self.shifter is None else {"shifter": self.shifter}), "readout": self.readouts}
         out = {k: count(m) for k, m in parts.items()}

@@ -66,6 +66,16 @@ def build_shifter(cfg: DictConfig, info: DatasetInfo):
     return shifter if shifter.active else None
 
 
+def build_gaze(cfg: DictConfig, info: DatasetInfo):
+    """The configured per-frame gaze correction, or None (``gaze=none``, or a config from before
+    the option existed)."""
+    node = cfg.get("gaze")
+    if node is None or node.get("_target_") is None:
+        return None
+    return _instantiate(node, "gaze", behavior_names=list(info.behavior_names or []), session_ids=info.session_ids,
+                        normalization=info.normalization)
+
+
 def build_encoder(cfg: DictConfig, info: DatasetInfo, rf_centers: dict | None = None) -> Encoder:
     """Build the encoder and run one small forward pass so impossible shapes fail now.
 
@@ -87,7 +97,7 @@ def build_encoder(cfg: DictConfig, info: DatasetInfo, rf_centers: dict | None = 
         for s in info.session_ids
     }
     encoder = Encoder(frontend, convnet, modulator, readouts, shifter=build_shifter(cfg, info),
-                      frame_shape=info.frame_shape)
+                      frame_shape=info.frame_shape, gaze=build_gaze(cfg, info))
     dry_run(encoder, cfg, info)
     return encoder
 
@@ -111,9 +121,9 @@ def dry_run(encoder: Encoder, cfg: DictConfig, info: DatasetInfo) -> None:
                 raise named(cfg[key], key, e) from e
     was_training = encoder.training
     encoder.eval()
-    x = stim
     try:
         with torch.no_grad():
+            x = encoder.gaze_corrected(stim, beh, info.session_ids[0])
             for key, stage in (("frontend", encoder.frontend), ("convnet", encoder.convnet)):
                 try:
                     x = stage(x)

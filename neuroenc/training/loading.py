@@ -19,7 +19,11 @@ from neuroenc.data.datamodule import DatasetInfo
 
 # the config groups that decide the model's parameters; everything else (data source, trainer,
 # optimiser, logging) may differ between a checkpoint and the config it is used with
-MODEL_KEYS = ("frontend", "convnet", "modulator", "readout", "shifter")
+MODEL_KEYS = ("frontend", "convnet", "modulator", "readout", "shifter", "gaze")
+
+# model groups a config stored by an older checkpoint lacks, and the option that checkpoint's
+# model was built as without them: no per-frame gaze correction
+OLDER_MODEL_GROUPS: dict[str, dict] = {"gaze": {"_target_": None}}
 
 
 class ConfigMismatchError(ValueError):
@@ -58,8 +62,12 @@ def _under(key: str, roots) -> bool:
 
 def config_differences(stored, given, only=None, ignore=()) -> list[str]:
     """``"<key>: checkpoint <a>, config <b>"`` for every leaf that differs, limited to keys under
-    ``only`` (top-level names; all when None) and not under ``ignore``."""
-    a, b = flatten(_plain(stored)), flatten(_plain(given))
+    ``only`` (top-level names; all when None) and not under ``ignore``. A group of
+    :data:`OLDER_MODEL_GROUPS` that ``stored`` lacks counts as the option its model was built as."""
+    stored = _plain(stored)
+    if isinstance(stored, dict):
+        stored = {**OLDER_MODEL_GROUPS, **stored}
+    a, b = flatten(stored), flatten(_plain(given))
     missing = object()
     out = []
     for key in sorted(set(a) | set(b)):

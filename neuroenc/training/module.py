@@ -166,9 +166,13 @@ class EncoderModule(L.LightningModule):
         # Adam moves every parameter by about lr per step whatever its gradient, which at the
         # network's lr would walk a position off its cell within an epoch
         positions = [p for n, p in self.encoder.readouts.named_parameters() if n.rsplit(".", 1)[-1] in ("mean", "log_std")]
-        ids = {id(p) for p in positions}
+        # the gaze calibration's gain starts at the data's pixels per unit, and decay would pull it to no shift
+        calibration = [] if self.encoder.gaze is None else list(self.encoder.gaze.parameters())
+        ids = {id(p) for p in positions + calibration}
         groups: list[dict[str, Any]] = [{"params": [p for p in self.parameters() if id(p) not in ids]},
                   {"params": positions, "lr": self.optim.lr * self.optim.position_lr_ratio}]
+        if calibration:
+            groups.append({"params": calibration, "weight_decay": 0.0})
         opt = torch.optim.AdamW(groups, lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = min(self.optim.warmup_steps, total)

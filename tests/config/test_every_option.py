@@ -16,7 +16,7 @@ NEEDS = {("data", "sessions"): [f"data.root={CONF}", "data.frame_rate=30"]}
 
 
 def test_the_groups_are_found():
-    assert {"data", "frontend", "convnet", "modulator", "readout", "shifter", "trainer", "logger",
+    assert {"data", "frontend", "convnet", "modulator", "readout", "shifter", "gaze", "trainer", "logger",
             "experiment"} <= {g for g, _ in OPTIONS}
 
 

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from neuroenc.config.compose import compose_config
 from neuroenc.model.convnet import hybrid, vivit
 from neuroenc.model.frontend import LearnableTemporalFrontend as _Frontend
+from neuroenc.model.gaze import FrameGazeCorrection as _Gaze
 from neuroenc.model.modulator import ConvGRUModulator as _ConvGRU
 from neuroenc.model.readout import GaussianReadout as _Readout
 from neuroenc.model.shifter import MLPShifter as _Shifter
@@ -28,6 +29,7 @@ LearnableTemporalFrontend = partial(_Frontend, **option("frontend", "learnable_t
 ConvGRUModulator = partial(_ConvGRU, **option("modulator", "convgru"))
 GaussianReadout = partial(_Readout, **option("readout", "gaussian"))
 MLPShifter = partial(_Shifter, **option("shifter", "mlp"))
+FrameGazeCorrection = partial(_Gaze, **option("gaze", "per_frame"))
 Hybrid = partial(hybrid.Hybrid, **option("convnet", "hybrid", "stages"))
 VIVIT = option("convnet", "vivit", "tokenizer")
 TOKENIZER = option("convnet", "vivit")["tokenizer"]

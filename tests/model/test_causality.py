@@ -2,7 +2,15 @@
 
 import pytest
 import torch
-from parts import ConvGRUModulator, GaussianReadout, Hybrid, LearnableTemporalFrontend, MLPShifter, ViViT
+from parts import (
+    ConvGRUModulator,
+    FrameGazeCorrection,
+    GaussianReadout,
+    Hybrid,
+    LearnableTemporalFrontend,
+    MLPShifter,
+    ViViT,
+)
 
 from neuroenc.model.convnet.resnet import ResNet
 from neuroenc.model.encoder import Encoder, step_ends
@@ -44,9 +52,9 @@ MODULATORS = {
 }
 
 
-def make_encoder(frontend, convnet, modulator):
+def make_encoder(frontend, convnet, modulator, gaze: bool = False):
     """An encoder with a shifter on the eye columns (its untrained last layer given weights, so
-    the eye position does move the readouts)."""
+    the eye position does move the readouts) and, with ``gaze``, the per-frame gaze correction."""
     torch.manual_seed(0)
     f = FRONTENDS[frontend]()
     c = CONVNETS[convnet](f.out_channels)
@@ -55,7 +63,8 @@ def make_encoder(frontend, convnet, modulator):
     torch.nn.init.normal_(readout.features)
     shifter = MLPShifter(["eye_x", "eye_y", "running", "pupil"], ["s"])
     torch.nn.init.normal_(shifter.mlps["s"][-1].weight)
-    return Encoder(f, c, m, {"s": readout}, shifter=shifter, frame_shape=(H, W)).eval()
+    correction = FrameGazeCorrection(["eye_x", "eye_y", "running", "pupil"], ["s"]) if gaze else None
+    return Encoder(f, c, m, {"s": readout}, shifter=shifter, frame_shape=(H, W), gaze=correction).eval()
 
 
 def assert_causal(encoder, t0: int, what: str = "stim"):
@@ -96,6 +105,13 @@ def test_stimulus_change_at_t_leaves_earlier_predictions_unchanged(frontend, con
 @pytest.mark.parametrize("t0", [1, T // 2, T - 2, T - 1])
 def test_behaviour_change_at_t_leaves_earlier_predictions_unchanged(convnet, t0):
     assert_causal(make_encoder("learnable_temporal", convnet, "convgru"), t0, what="behavior")
+
+
+@pytest.mark.parametrize("convnet", ["resnet", "resnet_temporal_stride"])
+@pytest.mark.parametrize("what", ["stim", "behavior"])
+@pytest.mark.parametrize("t0", [1, T // 2])
+def test_per_frame_gaze_correction_keeps_earlier_predictions_unchanged(convnet, what, t0):
+    assert_causal(make_encoder("learnable_temporal", convnet, "convgru", gaze=True), t0, what=what)
 
 
 @pytest.mark.parametrize("convnet", CONVNETS)

@@ -88,6 +88,19 @@ def test_load_against_a_config_with_another_shifter_is_refused(micro_run):
         neuroenc.load(metrics["best_checkpoint"], config=compose_config([*MICRO_RUN, "shifter=none"]))
 
 
+def test_a_checkpoint_from_before_the_gaze_option_loads_and_matches_the_config_without_it(micro_run, tmp_path):
+    """Configs stored before ``gaze`` existed lack the group: their model had no gaze correction (gaze=none)."""
+    _, metrics = micro_run
+    ckpt = torch.load(metrics["best_checkpoint"], weights_only=False)
+    del ckpt["neuroenc"]["config"]["gaze"]
+    assert not any(k.startswith("encoder.gaze") for k in ckpt["state_dict"])
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    model = neuroenc.load(old, config=compose_config(MICRO_RUN))
+    assert model.encoder.gaze is None
+    with pytest.raises(ConfigMismatchError, match=r"gaze\._target_: checkpoint None, config 'neuroenc\.model\.gaze"):
+        neuroenc.load(old, config=compose_config([*MICRO_RUN, "gaze=per_frame"]))
+
 
 def test_a_checkpoint_without_data_info_is_refused_naming_the_file_and_the_key(micro_run, tmp_path):
     _, metrics = micro_run

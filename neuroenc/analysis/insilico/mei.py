@@ -139,13 +139,14 @@ def patches(probe: Probe, frames: int = FRAMES) -> Patches:
     convnet's reach; a neuron reads the two cells around its readout position (at fixation, with the
     shifter's displacement), so its patch spans both cells' reach, aligned to the feature map's
     stride so that the patch's cells are the frame's. The whole frame when the model has no
-    positional readout or feature grid, strides time, or reaches a frame edge from the centre.
+    positional readout or feature grid, strides time, reaches a frame edge from the centre, or
+    moves each frame by its gaze (``gaze=per_frame``: a patch's edge would move with the gaze).
     """
     encoder = probe.model.encoder
     readout = encoder.readout(probe.session_id)
     grid = encoder.grid
     whole = _whole_frame(probe)
-    if grid is None or not hasattr(readout, "mean") or encoder.temporal_stride != 1:
+    if grid is None or not hasattr(readout, "mean") or encoder.temporal_stride != 1 or encoder.gaze is not None:
         return whole
     steps = [float(s) for s in grid.step]
     if any(s != round(s) for s in steps):

@@ -41,6 +41,9 @@ class RunResult(TypedDict, total=False):
     parameters: dict[str, int]
     map_spacing_px: list[float] | None  # (y, x) pixels between the readout map's cells; None without a frame shape
     map_shape: list[int] | None  # (H', W') cells of the map the readouts read
+    # the per-frame gaze correction's calibration per session (gain_x, gain_y in pixels per data
+    # unit, offset_x, offset_y in pixels); None without the gaze stage
+    gaze: dict[str, dict[str, float]] | None
     best_checkpoint: str | None
     last_checkpoint: str | None
     history: list[dict]  # a row per validation: epoch, step and what it logged
@@ -159,6 +162,8 @@ class RunSummary(L.Callback):
             "parameters": module.encoder.parameter_counts(),
             # the report relates receptive-field sizes to it; the run knows it, a sweep's files do not
             **map_geometry(module.encoder.grid),
+            # after the health figures, which leave the module holding the best weights
+            "gaze": None if module.encoder.gaze is None else module.encoder.gaze.learned(),
             "best_checkpoint": checkpoint_cb.best_model_path or None,
             "last_checkpoint": checkpoint_cb.last_model_path or None,
             "history": self.history,
