@@ -31,6 +31,7 @@ from neuroenc.metrics import poisson_loss
 from neuroenc.model.convnet.transformer import TransformerBlock
 from neuroenc.model.convnet.vivit import TubeletTokenizer
 from neuroenc.model.encoder import Encoder
+from neuroenc.model.protocols import ConvNet
 from neuroenc.training.build import build_encoder_without_data, parse_input_shape
 
 
@@ -191,6 +192,8 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
         "stages": stages,
         "components": components,
         "readout": {"grid": [hs, ws], "positions": hs * ws, "sessions": len(info.session_ids),
+                    # (y, x) pixels between map cells: what a receptive field's size is relative to
+                    "spacing_px": list(cast(ConvNet, encoder.convnet).feature_grid(tuple(info.frame_shape)).step),
                     "neurons": sum(info.n_neurons.values()),
                     "parameters_per_neuron": sum(p.numel() for p in readout.parameters()) // cast(int, readout.n_neurons)},
     }
@@ -256,7 +259,8 @@ def print_report(report: dict, title: str, console=None) -> None:
         parts.add_row(name, f"{c['parameters']:,}", _si(c["flops"]))
     console.print(parts)
     ro = report["readout"]
-    console.print(f"readout grid {ro['grid'][0]}x{ro['grid'][1]} ({ro['positions']} positions); "
+    spacing = f", one every {ro['spacing_px'][0]:g}x{ro['spacing_px'][1]:g} px"
+    console.print(f"readout grid {ro['grid'][0]}x{ro['grid'][1]} ({ro['positions']} positions{spacing}); "
                   f"{ro['parameters_per_neuron']} parameters per neuron, {ro['neurons']} neurons in "
                   f"{ro['sessions']} sessions")
     for note in report.get("notes", []):

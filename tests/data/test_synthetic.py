@@ -182,3 +182,17 @@ def test_the_primate_preset_is_the_seeds_input_at_120hz():
     assert (cfg.data.simulation.trial_frames - cfg.data.burn_in) % (cfg.data.window - cfg.data.burn_in) == 0
     check(cfg)
     build_datamodule(cfg)  # the data's own arguments are checked as it is made
+
+
+def test_the_large_rf_regime_draws_cells_that_span_several_4px_map_cells():
+    fine, large = simulation("data=synthetic_primate"), simulation("data=synthetic_primate_large_rf")
+    # the same primate recording but for the receptive fields' sizes and wavelengths
+    assert {k: v for k, v in vars(large).items() if k not in ("rf_sigma_min_px", "rf_sigma_max_px",
+                                                             "min_wavelength_px")} == \
+        {k: v for k, v in vars(fine).items() if k not in ("rf_sigma_min_px", "rf_sigma_max_px", "min_wavelength_px")}
+    small = SimulationParams(**{**vars(large), "num_sessions": 1, "neurons_min": 30, "neurons_max": 30,
+                                "trials_train": 1, "trials_val": 1, "trials_test": 1, "trial_frames": 24})
+    neurons = simulate_session(small, 0)["extra_meta"]["neurons"]
+    sigma = np.array([n["sigma"] for n in neurons])
+    assert np.all((sigma >= 3.0) & (sigma <= 6.0))  # 0.75-1.5 cells of a 4 px map
+    assert min(n["wavelength"] for n in neurons) >= 8.0  # at or above a 4 px grid's Nyquist wavelength
