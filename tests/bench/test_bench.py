@@ -161,3 +161,14 @@ def test_model_benchmark_against_a_commit_times_both_trees_and_their_ratio(tmp_p
 def test_model_benchmark_against_an_unknown_revision_names_it(capsys):
     assert model_main([*BENCH_MODEL, "--input", "24,12,16", "--against", "no-such-rev"]) == 2
     assert "--against" in capsys.readouterr().err
+
+
+def test_readout_start_benchmark_scores_the_start_of_each_kernel_duration(tmp_path, capsys):
+    small = [f"data.cache_dir={tmp_path}", "data.simulation.num_sessions=1", "data.simulation.neurons_min=12",
+             "data.simulation.neurons_max=12", "data.simulation.trials_train=6", "data.simulation.trials_val=1",
+             "data.simulation.trials_test=1"]
+    assert main(["readout_start", *small, "--kernel-ms", "150", "300"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| 1")
+            or line.startswith("| 3")]
+    assert [float(r[0]) for r in rows] == [150.0, 300.0]
+    assert all(int(r[1]) == 12 and 0 <= float(r[2]) < 36 for r in rows)  # neurons; median px within the frame

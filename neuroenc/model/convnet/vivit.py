@@ -38,7 +38,9 @@ class TubeletTokenizer(nn.Module):
     ``(B, C, T, H, W)`` -> ``(B, D, T', H', W')``. ``kernel_size`` None is ``stride``
     (non-overlapping tubelets). Padding in time adds past frames only (zeros before the first
     frame), so tubelet i covers frames ``[i*st - pt, i*st - pt + kt - 1]`` and none reaches past the
-    window; padding in space is symmetric.
+    window; padding in space is symmetric (zeros: the stimulus mean). Tubelets tile the padded frame
+    from its top-left corner, and rows or columns left over at the bottom or right (fewer than a
+    tubelet) are cropped: no token sees them (the inspector names them).
     """
 
     def __init__(self, in_channels: int, embedding_dim: int, kernel_size, stride, padding):
