@@ -193,7 +193,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
         "components": components,
         "readout": {"grid": [hs, ws], "positions": hs * ws, "sessions": len(info.session_ids),
                     # (y, x) pixels between map cells: what a receptive field's size is relative to
-                    "spacing_px": list(cast(ConvNet, encoder.convnet).feature_grid(tuple(info.frame_shape)).step),
+                    "spacing_px": list(cast(ConvNet, encoder.convnet).feature_grid((info.frame_shape[0], info.frame_shape[1])).step),
                     "neurons": sum(info.n_neurons.values()),
                     "parameters_per_neuron": sum(p.numel() for p in readout.parameters()) // cast(int, readout.n_neurons)},
     }
