@@ -186,6 +186,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
     components["readout"] = {"parameters": counts["readout"], "flops": flops.get(names[id(readout)], 0)}
     components["total"] = {"parameters": counts["total"], "flops": flops["total"]}
     _, _, hs, ws = stages[-1]["shape"]
+    grid = cast(ConvNet, encoder.convnet).feature_grid((info.frame_shape[0], info.frame_shape[1]))
     report = {
         "input": {"frames": t, "height": info.frame_shape[0], "width": info.frame_shape[1],
                   "channels": info.in_channels, "behavior_dim": info.behavior_dim},
@@ -193,7 +194,7 @@ def inspect(encoder: Encoder, info: DatasetInfo, t: int) -> dict:
         "components": components,
         "readout": {"grid": [hs, ws], "positions": hs * ws, "sessions": len(info.session_ids),
                     # (y, x) pixels between map cells: what a receptive field's size is relative to
-                    "spacing_px": list(cast(ConvNet, encoder.convnet).feature_grid((info.frame_shape[0], info.frame_shape[1])).step),
+                    "spacing_px": list(grid.step),
                     "neurons": sum(info.n_neurons.values()),
                     "parameters_per_neuron": sum(p.numel() for p in readout.parameters()) // cast(int, readout.n_neurons)},
     }

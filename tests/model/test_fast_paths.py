@@ -10,6 +10,7 @@ import pytest
 import torch
 from parts import ConvGRUModulator
 
+from neuroenc.model.convnet.vivit import TubeletTokenizer
 from neuroenc.model.gru_scan import gru_scan
 from neuroenc.model.layers import CausalConv3d, FrameBatchNorm
 
@@ -131,3 +132,15 @@ def test_frame_batch_norm_input_gradient_does_not_depend_on_the_incoming_gradien
     (a,) = torch.autograd.grad(y, x, grad, retain_graph=True)
     (b,) = torch.autograd.grad(y, x, strided)
     torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding", [[0, 0, 0], [0, 2, 0], [3, 2, 1]])
+def test_non_overlapping_tubelets_equal_torchs_conv3d_on_the_padded_frames(padding):
+    tok = TubeletTokenizer(1, 5, kernel_size=None, stride=[4, 8, 8], padding=padding)
+    x = torch.randn(2, 1, 21, 36, 30)
+    pt, ph, pw = padding
+    # past frames padded in time, both sides in space; leftover rows and columns cropped
+    conv = torch.nn.functional.conv3d(torch.nn.functional.pad(x, (pw, pw, ph, ph, pt, 0)), tok.proj.weight,
+                                      tok.proj.bias, tok.stride)
+    tok.eval()
+    torch.testing.assert_close(tok(x), tok.norm(conv), rtol=1e-5, atol=1e-5)
