@@ -363,6 +363,8 @@ def table_rows(rows: list[ConfigRow]) -> list[dict]:
             # the health figures behind uses_stimulus, to read before any comparison
             "stimulus_shuffled_bps": r.mean_if_recorded("val_bps_stimulus_shuffled"),
             "rf_error_px": r.mean_if_recorded("rf_distance_px_median"),
+            # where the readouts started: what the end is compared with, to see what training moved
+            "rf_start_px": r.mean_if_recorded("init_rf_distance_px_median"),
             "map_spacing_px": r.map_text("spacing_text"),
             "map_shape": r.map_text("shape_text"),
             **{f"bps/{s}": v for s, v in r.sessions().items()},
@@ -454,6 +456,13 @@ def binned_csv_rows(breakdown: list[dict]) -> list[dict]:
             for row in breakdown]
 
 
+def rf_error_cell(row: dict) -> str:
+    """The readouts' median distance from their cells: 'start -> end', or the end alone where the
+    start is not recorded (runs from before it was)."""
+    end = fmt(row["rf_error_px"], 2)
+    return end if row["rf_start_px"] is None or row["rf_error_px"] is None else f"{fmt(row['rf_start_px'], 2)} -> {end}"
+
+
 def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], spacing: list[dict],
                    rows: list[ConfigRow], comparisons: list[dict]) -> None:
     sessions = sorted({k for row in table for k in row if k.startswith("bps/")})
@@ -467,7 +476,8 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], s
              "*uses stimulus* comes from the health figures: *no* when a seed's trained score is below "
              f"{USES_STIMULUS_RATIO:g}x its stimulus-shuffled score; such configs are listed last and not ranked. "
              "*shuffled* is that score (the trained model on shuffled stimuli, mean over seeds) and *RF error* "
-             "the median distance of the readouts from the true receptive fields in pixels (simulated data).", "",
+             "the median distance of the readouts from the true receptive fields in pixels (simulated data): at the "
+             "data-driven start, then after training, where both are recorded.", "",
              f"| config | seeds | val_bps_overall | {VISIONCORE_METRIC} | oracle fraction | "
              + " | ".join(sessions + repeats) + (" | " if sessions or repeats else "")
              + "params | s/step | status | uses stimulus | shuffled | RF error (px) |",
@@ -478,7 +488,7 @@ def write_markdown(path: Path, sweep: Path, table: list[dict], rf: list[dict], s
         cells = [f"`{row['config']}`", row["seeds"], f"{fmt(row['val_bps_mean'])} ± {fmt(row['val_bps_std'])}",
                  visioncore_metric, fmt(row["oracle_fraction"], 3), *[fmt(row.get(s)) for s in sessions + repeats],
                  f"{row['parameters']:,}" if row["parameters"] else "n/a", fmt(row["step_time_s"], 3), row["status"],
-                 uses, fmt(row["stimulus_shuffled_bps"]), fmt(row["rf_error_px"], 2)]
+                 uses, fmt(row["stimulus_shuffled_bps"]), rf_error_cell(row)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += stimulus_warnings(rows)
     if comparisons:

@@ -324,3 +324,14 @@ def test_a_training_run_records_its_feature_grid_spacing_resnet_2px_vivit_4x8px(
         run_dir = tmp_path / f"{num}_{name}"
         config = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
         assert configured_map(config) == recorded_map(json.loads((run_dir / "metrics.json").read_text()))
+
+
+def test_the_rf_error_shows_where_the_readouts_started_and_where_training_left_them(tmp_path):
+    fake_job(tmp_path, 0, ["model=a", "seed=0"], 0, [(0.2, 1.0)], best=0.2, init_rf_distance_px_median=0.54,
+             rf_distance_px_median=0.79)
+    fake_job(tmp_path, 1, ["model=b", "seed=0"], 0, [(0.1, 1.0)], best=0.1, rf_distance_px_median=0.6)  # no start
+    main([str(tmp_path)])
+    table = [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| `model=")]
+    assert table[0].endswith("| 0.54 -> 0.79 |") and table[1].endswith("| 0.60 |")
+    rows = {r["config"]: r for r in csv.DictReader((tmp_path / "report.csv").open())}
+    assert float(rows["model=a"]["rf_start_px"]) == 0.54 and rows["model=b"]["rf_start_px"] == ""
