@@ -16,30 +16,30 @@ import argparse
 import time
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from neuroenc.config.compose import compose_config
-from neuroenc.config.records import SimulationParams
+from neuroenc.data.datamodule import SyntheticDataModule
 from neuroenc.data.receptive_fields import session_receptive_fields
-from neuroenc.data.sessions import open_sessions
-from neuroenc.data.synthetic import ensure_simulated
+from neuroenc.training.build import build_datamodule
 
 COLUMNS = ("kernel_ms", "neurons", "median_px", "over_3px", "over_5px", "latency_error_ms", "estimate_s")
 
 
 def measure(overrides: list[str], kernel_ms: float) -> dict:
     """One row of the table: the start of every neuron of the data ``overrides`` compose, with
-    kernels of ``kernel_ms``."""
+    kernels of ``kernel_ms``, from the datamodule training builds (the same sessions and gaze)."""
     cfg = compose_config(["data=synthetic_primate", *overrides, f"data.simulation.kernel_ms={kernel_ms}"])
-    if "simulation" not in cfg.data:
+    dm = build_datamodule(cfg)
+    if not isinstance(dm, SyntheticDataModule):
         raise SystemExit("error: data: not simulated data (no data.simulation); the start is scored against the "
                          "simulator's true receptive fields: choose data=synthetic or data=synthetic_primate")
-    params = SimulationParams(**OmegaConf.to_container(cfg.data.simulation, resolve=True))  # type: ignore[arg-type]
-    sessions = open_sessions(ensure_simulated(cfg.data.cache_dir, params))
+    dm.prepare_data()
+    dm.setup()
+    sessions = dm.sessions
     errors, latency_gaps, seconds = [], [], 0.0
     for s in sessions:
         t0 = time.perf_counter()
-        start = session_receptive_fields(s, cfg.data.eye_px_per_unit)
+        start = session_receptive_fields(s, dm.eye_px_per_unit)
         seconds += time.perf_counter() - t0
         neurons = s.meta["neurons"]
         errors.append(np.hypot(*(start.centers - np.array([[n["x"], n["y"]] for n in neurons])).T))
